@@ -1,0 +1,175 @@
+"""Every model architecture, defined once: built here for training and for scoring.
+
+Bundles never carry Keras configs or code; they name an architecture registered here
+and the numbers it is built from, then load weights into the freshly built model.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+class GloveEmbedding(keras.layers.Layer):
+    """Embedding whose pretrained GloVe rows can be frozen while the other rows train.
+
+    Rows ``[0, n_trainable)`` (padding, unknown, words GloVe lacks) always train; the
+    GloVe rows after them train only while ``pretrained.trainable`` is True.
+    """
+
+    def __init__(
+        self, vocab_size: int, n_trainable: int, dim: int, mask_zero: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size, self.n_trainable, self.dim = vocab_size, n_trainable, dim
+        self.mask_zero = mask_zero
+        self.own = _Table(n_trainable, dim, name="own")
+        self.pretrained = _Table(vocab_size - n_trainable, dim, name="pretrained")
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        table = tf.concat([self.own.table, self.pretrained.table], axis=0)
+        # Padding embeds as exact zeros, so convolutions cannot tell how much there is.
+        real = tf.cast(tf.not_equal(ids, 0), table.dtype)[..., None]
+        return tf.gather(table, ids) * real
+
+    def compute_mask(self, ids: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
+        return tf.not_equal(ids, 0) if self.mask_zero else None
+
+    def assign(self, matrix: np.ndarray) -> None:
+        self.own.table.assign(matrix[: self.n_trainable])
+        self.pretrained.table.assign(matrix[self.n_trainable :])
+
+
+class MaskedGlobalMaxPool(keras.layers.Layer):
+    """Max over real tokens only, so the amount of padding never changes the result."""
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        h, ids = inputs
+        real = tf.not_equal(ids, 0)[..., None]
+        return tf.reduce_max(tf.where(real, h, tf.constant(-1e9, h.dtype)), axis=1)
+
+
+class _Table(keras.layers.Layer):
+    def __init__(self, rows: int, dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = self.add_weight(
+            name="table", shape=(max(rows, 0), dim), initializer="zeros", trainable=True
+        )
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training: which parts train, at what learning rate, for how long."""
+
+    name: str
+    learning_rate: float
+    max_epochs: int
+    train_pretrained_embeddings: bool
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    family: str
+    description: str
+    build: Callable[[dict[str, Any], int], keras.Model]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    phases: tuple[Phase, ...] = ()
+
+
+def _glove_input(config: dict[str, Any], mask_zero: bool = True) -> tuple[keras.Input, tf.Tensor]:
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    emb = GloveEmbedding(
+        config["vocab_size"],
+        config["n_trainable"],
+        config["embedding_dim"],
+        mask_zero=mask_zero,
+        name="embedding",
+    )(ids)
+    if config.get("embedding_dropout"):
+        emb = keras.layers.SpatialDropout1D(config["embedding_dropout"], name="embedding_dropout")(
+            emb
+        )
+    return ids, emb
+
+
+def build_glove_bilstm(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """The notebook's GloVe BiLSTM: BiLSTM(128, seq) -> BiLSTM(64) -> BN -> Dense 64 -> 32."""
+    l2 = keras.regularizers.L2(config["l2"]) if config["l2"] else None
+    ids, x = _glove_input(config)
+    x = keras.layers.Bidirectional(
+        keras.layers.LSTM(config["units"], return_sequences=True), name="bilstm_1"
+    )(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(config["units"] // 2), name="bilstm_2")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
+    x = keras.layers.Dense(64, activation="relu", kernel_regularizer=l2, name="dense_64")(x)
+    x = keras.layers.Dense(32, activation="relu", kernel_regularizer=l2, name="dense_32")(x)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name="glove_bilstm")
+
+
+def build_glove_cnn(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """The notebook's CNN: Conv1D(128, 5) -> global max pool -> BN -> Dropout -> Dense 64."""
+    ids, x = _glove_input(config, mask_zero=False)
+    x = keras.layers.Conv1D(
+        config["filters"], config["kernel_size"], padding="same", activation="relu", name="conv"
+    )(x)
+    x = MaskedGlobalMaxPool(name="max_pool")([x, ids])
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
+    x = keras.layers.Dense(64, activation="relu", name="dense_64")(x)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name="glove_cnn")
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in [
+        Architecture(
+            name="glove_bilstm",
+            family="glove",
+            description="GloVe -> BiLSTM(128, seq) -> BiLSTM(64) -> BN -> Dropout -> Dense 64, 32",
+            build=build_glove_bilstm,
+            defaults={"units": 128, "dropout": 0.4, "l2": 1e-4, "max_length": 64},
+            phases=(
+                Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
+                Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),
+            ),
+        ),
+        Architecture(
+            name="glove_cnn",
+            family="glove",
+            description="GloVe -> Conv1D(128, 5) -> masked max pool -> BN -> Dropout -> Dense 64",
+            build=build_glove_cnn,
+            defaults={"filters": 128, "kernel_size": 5, "dropout": 0.5, "max_length": 64},
+            phases=(
+                Phase("frozen_embeddings", 2e-3, 10, train_pretrained_embeddings=False),
+                Phase("all_trainable", 5e-4, 10, train_pretrained_embeddings=True),
+            ),
+        ),
+    ]
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    from emoji_batch.errors import InputError
+
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise InputError(f"unknown architecture {name!r}; known: {known}") from None
+
+
+def set_pretrained_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze or unfreeze the pretrained part (GloVe rows) of a model."""
+    for layer in model.layers:
+        if isinstance(layer, GloveEmbedding):
+            layer.pretrained.trainable = trainable

@@ -1,0 +1,288 @@
+"""Model bundles: a readable directory with ``manifest.json``, weights and vocabulary.
+
+Loading reads JSON, text and safetensors only and builds the model from the
+architecture registered in :mod:`emoji_batch.architectures`; nothing in a bundle is
+ever executed or unpickled.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoji_batch import __version__
+from emoji_batch.cleaning import CLEANING_VERSION
+from emoji_batch.errors import InputError, ModelError
+from emoji_batch.labels import Label
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.safetensors"
+VOCAB = "vocab.txt"
+DEFAULT_MODEL = "glove_bilstm"
+MODELS_ENV = "EMOJI_BATCH_MODELS"
+
+
+@dataclass
+class Manifest:
+    """What a bundle is: everything needed to rebuild, trust and compare the model."""
+
+    architecture: str
+    config: dict[str, Any]
+    labels: list[Label]
+    max_length: int
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    cleaning_version: str = CLEANING_VERSION
+    format_version: int = FORMAT_VERSION
+    package_version: str = __version__
+    created: str = ""
+    files: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "architecture": self.architecture,
+            "config": self.config,
+            "labels": [label.to_dict() for label in self.labels],
+            "cleaning_version": self.cleaning_version,
+            "max_length": self.max_length,
+            "metrics": self.metrics,
+            "training": self.training,
+            "package_version": self.package_version,
+            "created": self.created,
+            "files": self.files or {},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: Path) -> "Manifest":
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(
+                f"{where}: bundle format version {version!r} is not supported "
+                f"(this emoji-batch reads version {FORMAT_VERSION})"
+            )
+        cleaning = data.get("cleaning_version")
+        if cleaning != CLEANING_VERSION:
+            raise ModelError(
+                f"{where}: bundle was trained with cleaning version {cleaning!r}, "
+                f"this emoji-batch implements {CLEANING_VERSION!r}"
+            )
+        try:
+            return cls(
+                architecture=data["architecture"],
+                config=data["config"],
+                labels=[Label(int(x["id"]), x["emoji"], x["name"]) for x in data["labels"]],
+                max_length=int(data["max_length"]),
+                metrics=data.get("metrics", {}),
+                training=data.get("training", {}),
+                cleaning_version=cleaning,
+                format_version=version,
+                package_version=data.get("package_version", ""),
+                created=data.get("created", ""),
+                files=data["files"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: malformed manifest ({exc!r})") from exc
+
+
+def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:
+    """Path of a file the manifest lists, refusing names that leave the bundle directory."""
+    files = manifest.files or {}
+    if key not in files:
+        raise ModelError(f"{directory}: manifest lists no {key!r} file")
+    root = directory.resolve()
+    path = (root / files[key]).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ModelError(f"{directory}: manifest file {files[key]!r} escapes the bundle")
+    if not path.is_file():
+        raise ModelError(f"{directory}: bundle is missing {files[key]}")
+    return path
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"{directory} is not a model bundle (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: manifest must be a JSON object")
+    return Manifest.from_json(data, directory)
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
+    text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
+    (directory / MANIFEST).write_text(text, encoding="utf-8")
+
+
+def save_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(path))
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable weights ({exc})") from exc
+
+
+def file_fingerprint(path: Path, rows: int) -> dict[str, Any]:
+    """Identify training data by row count and content hash."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": path.name, "rows": rows, "sha256": digest.hexdigest()}
+
+
+# --- finding bundles ---------------------------------------------------------------
+
+
+def shipped_models_dir() -> Path:
+    return Path(str(resources.files("emoji_batch") / "models"))
+
+
+def search_dirs(models_dir: Path | None) -> list[Path]:
+    """Where model names are looked up: ``--models-dir``/env/./models, then the package."""
+    first = models_dir or Path(os.environ.get(MODELS_ENV, "models"))
+    return [first, shipped_models_dir()]
+
+
+def available_models(models_dir: Path | None) -> dict[str, Path]:
+    """Bundle name -> directory; earlier search directories shadow later ones."""
+    found: dict[str, Path] = {}
+    for directory in search_dirs(models_dir):
+        if directory.is_dir():
+            for child in sorted(directory.iterdir()):
+                if (child / MANIFEST).is_file():
+                    found.setdefault(child.name, child)
+    return found
+
+
+def resolve_model(model: str | None, models_dir: Path | None) -> Path:
+    """A bundle directory from a path, a name in the models directories, or the default."""
+    name = model or DEFAULT_MODEL
+    as_path = Path(name)
+    if (as_path / MANIFEST).is_file():
+        return as_path
+    found = available_models(models_dir)
+    if name in found:
+        return found[name]
+    if as_path.is_dir():
+        raise ModelError(f"{as_path} is not a model bundle (no {MANIFEST})")
+    known = ", ".join(found) or "(none)"
+    where = ", ".join(str(d) for d in search_dirs(models_dir))
+    raise ModelError(f"no model named {name!r} (looked in {where}); available: {known}")
+
+
+def check_new_bundle_dir(directory: Path, force: bool) -> None:
+    """Refuse to write into an existing non-empty directory unless forced."""
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise InputError(f"output {directory} exists and is not empty; pass --force")
+
+
+# --- loading and saving models ------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its manifest, the rebuilt Keras model and its vocabulary."""
+
+    directory: Path
+    manifest: Manifest
+    model: Any
+    vocab: Any
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def labels(self) -> list[Label]:
+        return self.manifest.labels
+
+
+def _named_weights(model: Any) -> list[tuple[str, Any]]:
+    """Stable names ``layer/index:leaf`` built from the explicitly named top-level layers.
+
+    Keras' own variable names gain ``_1`` suffixes when a process builds a model twice,
+    so they cannot key a file; layer names chosen in ``architectures`` can.
+    """
+    named = []
+    for layer in model.layers:
+        for i, w in enumerate(layer.weights):
+            leaf = w.name.rsplit("/", 1)[-1].split(":")[0]
+            named.append((f"{layer.name}/{i}:{leaf}", w))
+    return named
+
+
+def model_weights(model: Any) -> dict[str, np.ndarray]:
+    return {name: w.numpy() for name, w in _named_weights(model)}
+
+
+def assign_weights(model: Any, weights: dict[str, np.ndarray], where: Path) -> None:
+    """Load named weights into a freshly built model, refusing any mismatch."""
+    named = _named_weights(model)
+    expected = {name for name, _ in named}
+    if expected != set(weights):
+        missing = sorted(expected - set(weights))[:3]
+        extra = sorted(set(weights) - expected)[:3]
+        raise ModelError(
+            f"{where}: weights do not match the architecture "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    for name, w in named:
+        value = weights[name]
+        if tuple(value.shape) != tuple(w.shape):
+            raise ModelError(
+                f"{where}: weight {name} has shape {value.shape}, architecture needs {w.shape}"
+            )
+        w.assign(value)
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """Rebuild the model named by the manifest and load its weights and vocabulary."""
+    from emoji_batch.architectures import get_architecture
+    from emoji_batch.vocab import WordVocab
+
+    manifest = read_manifest(directory)
+    try:
+        arch = get_architecture(manifest.architecture)
+    except InputError as exc:
+        raise ModelError(f"{directory}: {exc}") from None
+    weights = load_weights(bundle_file(directory, manifest, "weights"))
+    vocab = WordVocab.load(
+        bundle_file(directory, manifest, "vocab"), int(manifest.config["n_trainable"])
+    )
+    try:
+        model = arch.build(manifest.config, len(manifest.labels))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{directory}: cannot build {arch.name} from its config ({exc!r})"
+        ) from exc
+    assign_weights(model, weights, directory)
+    return Bundle(directory, manifest, model, vocab)
+
+
+def save_bundle(directory: Path, manifest: Manifest, model: Any, vocab: Any) -> None:
+    """Write weights, vocabulary and then the manifest (last, so a bundle is whole or absent)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest.files = {"weights": WEIGHTS, "vocab": VOCAB}
+    save_weights(directory / WEIGHTS, model_weights(model))
+    vocab.save(directory / VOCAB)
+    write_manifest(directory, manifest)

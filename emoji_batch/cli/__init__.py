@@ -1,0 +1,56 @@
+"""The ``emoji-batch`` command line: a thin skin over the library functions."""
+
+import os
+
+# TensorFlow reads these at import time; keep its C++ start-up chatter out of pipelines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import logging
+import shlex
+import sys
+
+import typer
+
+from emoji_batch.cli import evaluate, models, score, train
+from emoji_batch.errors import EXIT_OK, EmojiBatchError
+
+app = typer.Typer(
+    name="emoji-batch",
+    help=(
+        "Predict the emoji a tweet would carry, for whole CSV/Parquet files.\n\n"
+        "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("score")(score.score_cli)
+app.command("train")(train.train_cli)
+app.command("evaluate")(evaluate.evaluate_cli)
+app.add_typer(models.app, name="models")
+
+
+_argv: list[str] = []
+
+
+def invoked_command() -> str:
+    """The command line as typed, recorded in bundles so a run can be repeated."""
+    return shlex.join(["emoji-batch", *_argv])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: expected errors become one line on stderr and an exit code."""
+    _argv[:] = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        code = app(args=_argv, standalone_mode=False)
+    except EmojiBatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,37 @@
+"""``emoji-batch evaluate``: score a labelled file and report accuracy and macro-F1."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emoji_batch.device import DeviceChoice
+from emoji_batch.scoring import evaluate_file
+
+
+def evaluate_cli(
+    data: Annotated[Path, typer.Option(help="Labelled CSV/Parquet (text + label id).")],
+    model: Annotated[str | None, typer.Option(help="Bundle name or path.")] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="Where named bundles live.")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Write metrics.json, report.txt, confusion.png here.")
+    ] = None,
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+    device: Annotated[DeviceChoice, typer.Option()] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+) -> None:
+    """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""
+    report = evaluate_file(
+        data,
+        model=model,
+        models_dir=models_dir,
+        report_dir=report_dir,
+        text_column=text_column,
+        label_column=label_column,
+        device=device,
+        batch_size=batch_size,
+    )
+    typer.echo(report.table())
+    if report_dir is not None:
+        typer.echo(f"report written to {report_dir}", err=True)

@@ -1,0 +1,76 @@
+"""``emoji-batch train``: fit an architecture and write a model bundle."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["units=8", "dropout=0.2"]`` -> ``{"units": 8, "dropout": 0.2}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def train_cli(
+    architecture: Annotated[str, typer.Argument(help="Architecture name, e.g. glove_bilstm.")],
+    data: Annotated[Path, typer.Option(help="Labelled training CSV/Parquet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Bundle directory to write.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Validation file (else a held-out split).")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="Kaggle Mapping.csv: label id -> emoji.")
+    ] = None,
+    embeddings: Annotated[Path | None, typer.Option(help="GloVe text file (GloVe family).")] = None,
+    text_column: Annotated[str, typer.Option(help="Text column (case-insensitive).")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label id column.")] = "label",
+    class_weight: Annotated[str, typer.Option(help="none or balanced.")] = "none",
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    max_epochs: Annotated[int | None, typer.Option(min=1, help="Cap epochs per phase.")] = None,
+    patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience.")] = 2,
+    max_length: Annotated[int | None, typer.Option(min=1, help="Max tokens per tweet.")] = None,
+    seed: Annotated[int, typer.Option()] = 13,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Architecture setting KEY=VALUE (JSON value), repeatable."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
+) -> None:
+    """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation."""
+    from emoji_batch.cli import invoked_command
+    from emoji_batch.train import TrainConfig, train
+
+    if class_weight not in ("none", "balanced"):
+        raise typer.BadParameter("use none or balanced", param_hint="--class-weight")
+    config = TrainConfig(
+        architecture=architecture,
+        data=data,
+        output=output,
+        embeddings=embeddings,
+        val=val,
+        mapping=mapping,
+        text_column=text_column,
+        label_column=label_column,
+        class_weight=class_weight,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        patience=patience,
+        max_length=max_length,
+        seed=seed,
+        overrides=parse_settings(set_ or []),
+        command=invoked_command(),
+        force=force,
+    )
+    result = train(config)
+    typer.echo(result.report.table())
+    typer.echo(f"bundle written to {result.output} in {result.seconds:.0f} s", err=True)

@@ -1,0 +1,118 @@
+"""Accuracy, macro-F1, per-class scores and a confusion matrix, with sklearn's metrics."""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from emoji_batch.labels import Label
+
+
+@dataclass
+class ClassScore:
+    id: int
+    emoji: str
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    rows: int
+    accuracy: float
+    macro_f1: float
+    top3_accuracy: float
+    per_class: list[ClassScore]
+    confusion: list[list[int]]
+
+    def summary(self) -> dict[str, float | int | str]:
+        """The headline numbers stored in a bundle's manifest (macro-F1 in percent)."""
+        return {
+            "dataset": self.dataset,
+            "rows": self.rows,
+            "accuracy": round(100 * self.accuracy, 2),
+            "macro_f1": round(100 * self.macro_f1, 2),
+            "top3_accuracy": round(100 * self.top3_accuracy, 2),
+        }
+
+    def table(self) -> str:
+        """A plain-text report a person can read in a terminal."""
+        lines = [
+            f"{self.dataset}: {self.rows} rows",
+            f"accuracy {100 * self.accuracy:.2f}%  macro-F1 {100 * self.macro_f1:.2f}  "
+            f"top-3 accuracy {100 * self.top3_accuracy:.2f}%",
+            "",
+            f"{'id':>3}  {'emoji':<5} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}  name",
+        ]
+        for c in self.per_class:
+            lines.append(
+                f"{c.id:>3}  {c.emoji:<5} {100 * c.precision:>9.1f} {100 * c.recall:>7.1f} "
+                f"{100 * c.f1:>6.1f} {c.support:>8}  {c.name}"
+            )
+        return "\n".join(lines)
+
+
+def evaluate_probs(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[Label], dataset: str
+) -> EvalReport:
+    ids = [label.id for label in labels]
+    y_pred = probs.argmax(axis=1)
+    top3 = np.argsort(-probs, axis=1)[:, :3]
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    per_class = [
+        ClassScore(lab.id, lab.emoji, lab.name, float(p[i]), float(r[i]), float(f[i]), int(s[i]))
+        for i, lab in enumerate(labels)
+    ]
+    return EvalReport(
+        dataset=dataset,
+        rows=len(y_true),
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        top3_accuracy=float(np.mean([t in row for t, row in zip(y_true, top3, strict=True)])),
+        per_class=per_class,
+        confusion=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+    )
+
+
+def write_report(report: EvalReport, directory: Path) -> list[Path]:
+    """Write ``metrics.json``, ``report.txt`` and ``confusion.png`` into ``directory``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    metrics = directory / "metrics.json"
+    metrics.write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
+    text = directory / "report.txt"
+    text.write_text(report.table() + "\n", encoding="utf-8")
+
+    cm = np.asarray(report.confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    names = [f"{c.id}" for c in report.per_class]
+    fig, ax = plt.subplots(figsize=(9, 8))
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), [f"{c.id} {c.name[:18]}" for c in report.per_class])
+    ax.set_xlabel("predicted label id")
+    ax.set_ylabel("true label")
+    ax.set_title(
+        f"{report.dataset}: row-normalised confusion (macro-F1 {100 * report.macro_f1:.1f})"
+    )
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    png = directory / "confusion.png"
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return [metrics, text, png]

@@ -1,0 +1,276 @@
+"""Train a registered architecture on labelled tweets and write a bundle.
+
+Writes the bundle plus ``history.json``, ``curves.png`` and an evaluation report of
+the validation set, scored through the same :class:`~emoji_batch.predict.Predictor`
+that ``score`` uses, so the recorded metrics are the ones a user reproduces.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from emoji_batch.architectures import get_architecture, set_pretrained_trainable
+from emoji_batch.bundle import Bundle, Manifest, check_new_bundle_dir, file_fingerprint, save_bundle
+from emoji_batch.cleaning import clean_texts
+from emoji_batch.dataset import Labelled, check_labels, read_labelled
+from emoji_batch.errors import InputError
+from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.labels import Label, read_mapping
+from emoji_batch.predict import Predictor, pad_batch
+from emoji_batch.vocab import build_vocab, embedding_matrix, read_glove, tokenize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; stored in the bundle's manifest."""
+
+    architecture: str
+    data: Path
+    output: Path
+    embeddings: Path | None = None
+    val: Path | None = None
+    mapping: Path | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    val_fraction: float = 0.1
+    class_weight: Literal["none", "balanced"] = "none"
+    batch_size: int = 64
+    max_epochs: int | None = None
+    patience: int = 2
+    seed: int = 13
+    min_count: int = 2
+    max_vocab: int = 50_000
+    max_length: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    force: bool = False
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    report: EvalReport
+    seconds: float
+
+
+def _labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
+    if config.mapping is not None:
+        return read_mapping(config.mapping)
+    n = int(train.labels.max()) + 1
+    return [Label(i, str(i), f"label_{i}") for i in range(n)]
+
+
+def _split(config: TrainConfig, data: Labelled) -> tuple[Labelled, Labelled]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(data))
+    try:
+        tr, va = train_test_split(
+            idx, test_size=config.val_fraction, random_state=config.seed, stratify=data.labels
+        )
+    except ValueError:  # a class too rare to stratify
+        tr, va = train_test_split(idx, test_size=config.val_fraction, random_state=config.seed)
+
+    def take(rows: np.ndarray) -> Labelled:
+        return Labelled(data.path, [data.texts[i] for i in rows], data.labels[rows])
+
+    return take(tr), take(va)
+
+
+def _batches(
+    seqs: list[np.ndarray],
+    labels: np.ndarray,
+    weights: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Batches of similar length (sorted within pools of 50 batches), shuffled if ``rng``."""
+    lengths = np.array([len(s) for s in seqs])
+    order = rng.permutation(len(seqs)) if rng is not None else np.arange(len(seqs))
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        part = order[start : start + pool]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    for b in batches:
+        yield pad_batch([seqs[i] for i in b]), labels[b], weights[b]
+
+
+def _dataset(
+    seqs: list[np.ndarray],
+    labels: np.ndarray,
+    weights: np.ndarray,
+    batch_size: int,
+    seed: int | None,
+) -> Any:
+    """Length-bucketed batches of (ids, label, sample weight) for ``model.fit``."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed) if seed is not None else None
+    return tf.data.Dataset.from_generator(
+        lambda: _batches(seqs, labels, weights, batch_size, rng),
+        output_signature=(
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32),
+        ),
+    ).prefetch(2)
+
+
+def _class_weights(config: TrainConfig, train_labels: np.ndarray, n: int) -> np.ndarray:
+    """Per-class loss weights; applied to validation too, so early stopping watches the
+    same objective that training minimises."""
+    if config.class_weight == "none":
+        return np.ones(n, dtype=np.float32)
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(train_labels)
+    out = np.ones(n, dtype=np.float32)
+    out[present] = compute_class_weight("balanced", classes=present, y=train_labels)
+    return out
+
+
+def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ["loss", "accuracy"], strict=True):
+        ax.plot(epochs, [h[metric] for h in history], label=f"train {metric}")
+        ax.plot(epochs, [h[f"val_{metric}"] for h in history], label=f"val {metric}")
+        for i in range(1, len(history)):
+            if history[i]["phase"] != history[i - 1]["phase"]:
+                ax.axvline(i + 0.5, color="grey", linestyle=":", label=history[i]["phase"])
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
+    import tf_keras as keras
+
+    started = time.perf_counter()
+    arch = get_architecture(config.architecture)
+    check_new_bundle_dir(config.output, config.force)
+    if arch.family == "glove" and config.embeddings is None:
+        raise InputError(f"{arch.name} needs --embeddings PATH (a GloVe text file)")
+
+    data = read_labelled(config.data, config.text_column, config.label_column)
+    labels = _labels_for(config, data)
+    check_labels(data, labels)
+    if config.val is not None:
+        train_set, val_set = (
+            data,
+            read_labelled(config.val, config.text_column, config.label_column),
+        )
+        check_labels(val_set, labels)
+    else:
+        train_set, val_set = _split(config, data)
+    log.info("split sizes: train %d, validation %d", len(train_set), len(val_set))
+
+    keras.utils.set_random_seed(config.seed)
+    unknown = sorted(set(config.overrides) - set(arch.defaults))
+    if unknown:
+        raise InputError(f"{arch.name} has no setting {unknown}; it has {sorted(arch.defaults)}")
+    params = {**arch.defaults, **config.overrides}
+    if config.max_length is not None:
+        params["max_length"] = config.max_length
+    max_length = int(params["max_length"])
+
+    train_clean = clean_texts(train_set.texts)
+    seen = {tok for text in train_clean for tok in tokenize(text)}
+    glove = read_glove(config.embeddings, seen)  # type: ignore[arg-type]
+    vocab = build_vocab(train_clean, glove, config.min_count, config.max_vocab)
+    params |= {
+        "vocab_size": len(vocab),
+        "n_trainable": vocab.n_trainable,
+        "embedding_dim": len(next(iter(glove.values()))),
+        "max_length": max_length,
+    }
+    log.info("vocabulary %d words, %d without GloVe vectors", len(vocab), vocab.n_trainable - 2)
+
+    model = arch.build(params, len(labels))
+    model.get_layer("embedding").assign(embedding_matrix(vocab, glove, config.seed))
+
+    class_weight = _class_weights(config, train_set.labels, len(labels))
+    train_ds = _dataset(
+        vocab.encode(train_clean, max_length),
+        train_set.labels,
+        class_weight[train_set.labels],
+        config.batch_size,
+        config.seed,
+    )
+    val_seqs = vocab.encode(clean_texts(val_set.texts), max_length)
+    val_ds = _dataset(val_seqs, val_set.labels, class_weight[val_set.labels], 256, None)
+
+    history: list[dict[str, Any]] = []
+    for phase in arch.phases:
+        set_pretrained_trainable(model, phase.train_pretrained_embeddings)
+        model.compile(
+            optimizer=keras.optimizers.Adam(phase.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            weighted_metrics=["accuracy"],
+        )
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        )
+        fit = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.max_epochs or phase.max_epochs,
+            callbacks=[stop],
+            verbose=2,
+        )
+        epochs = len(fit.history["loss"])
+        for i in range(epochs):
+            history.append(
+                {"phase": phase.name, **{k: float(v[i]) for k, v in fit.history.items()}}
+            )
+    set_pretrained_trainable(model, True)  # the weight order of a freshly built model
+
+    manifest = Manifest(
+        architecture=arch.name,
+        config=params,
+        labels=labels,
+        max_length=max_length,
+        metrics={},
+        training={
+            "command": config.command,
+            "config": {
+                k: str(v) for k, v in asdict(config).items() if k not in ("command", "force")
+            },
+            "data": file_fingerprint(config.data, len(data)),
+            "val": file_fingerprint(config.val, len(val_set)) if config.val else None,
+            "split": {"train": len(train_set), "validation": len(val_set)},
+            "epochs": len(history),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    bundle = Bundle(config.output, manifest, model, vocab)
+    probs = Predictor(bundle).predict_proba(val_set.texts)
+    dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
+    report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
+    manifest.metrics = report.summary()
+    save_bundle(config.output, manifest, model, vocab)
+    (config.output / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    _plot_history(history, config.output / "curves.png")
+    write_report(report, config.output / "evaluation")
+    return TrainResult(config.output, report, time.perf_counter() - started)

@@ -1,0 +1,99 @@
+"""Tiny generated data, a tiny GloVe file and a tiny trained bundle shared by the tests."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import csv
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoji_batch.cli import main
+
+# Three labels, each with words that give it away, so a tiny model learns something.
+CUES = {0: ["love", "heart", "mom"], 1: ["tree", "christmas", "santa"], 2: ["lol", "funny", "joke"]}
+FILLER = ["the", "a", "today", "with", "my", "so", "is", "this", "@user", "#happy", "!"]
+EMOJI = ["❤", "🎄", "😂"]
+
+
+def make_rows(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randrange(3)
+        words = rng.sample(FILLER, 4) + [rng.choice(CUES[label]) for _ in range(2)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_labelled(path: Path, rows: list[tuple[str, int]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "TEXT", "Label"])
+        w.writerows((i, text, label) for i, (text, label) in enumerate(rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("data")
+    mapping = d / "Mapping.csv"
+    mapping.write_text(
+        ",emoticons,number\n" + "".join(f"{i},{e},{i}\n" for i, e in enumerate(EMOJI))
+    )
+    words = sorted(
+        {w.strip("#@!") for ws in CUES.values() for w in ws} | {"the", "a", "today", "user"}
+    )
+    rng = np.random.default_rng(0)
+    glove = d / "glove.tiny.8d.txt"
+    glove.write_text(
+        "".join(f"{w} {' '.join(f'{x:.4f}' for x in rng.normal(size=8))}\n" for w in words)
+    )
+    return {
+        "train": write_labelled(d / "Train.csv", make_rows(240, 1)),
+        "val": write_labelled(d / "Val.csv", make_rows(60, 2)),
+        "mapping": mapping,
+        "glove": glove,
+    }
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the real entry point in-process and return its exit code."""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    raise AssertionError("main() must always exit")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "tiny_bilstm"
+    code = run_cli(
+        [
+            "train",
+            "glove_bilstm",
+            "--data",
+            tiny_data["train"],
+            "--val",
+            tiny_data["val"],
+            "--mapping",
+            tiny_data["mapping"],
+            "--embeddings",
+            tiny_data["glove"],
+            "--output",
+            out,
+            "--max-epochs",
+            3,
+            "--set",
+            "units=8",
+            "--batch-size",
+            16,
+        ]
+    )
+    assert code == 0
+    return out
