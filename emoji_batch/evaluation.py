@@ -53,7 +53,8 @@ class EvalReport:
             f"accuracy {100 * self.accuracy:.2f}%  macro-F1 {100 * self.macro_f1:.2f}  "
             f"top-3 accuracy {100 * self.top3_accuracy:.2f}%",
             "",
-            f"{'id':>3}  {'emoji':<5} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}  name",
+            f"{'id':>3}  {'emoji':<5} {'precision':>9} {'recall':>7} {'f1':>6} "
+            f"{'support':>8}  name",
         ]
         for c in self.per_class:
             lines.append(

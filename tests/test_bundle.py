@@ -85,7 +85,7 @@ def test_refuses_bad_manifests(
 def test_refuses_missing_weights(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = copy_bundle(tiny_bundle, tmp_path)
     (bundle / "weights.safetensors").unlink()
-    with pytest.raises(ModelError, match="missing weights.safetensors"):
+    with pytest.raises(ModelError, match=r"missing weights\.safetensors"):
         load_bundle(bundle)
 
 

@@ -36,6 +36,5 @@ def list_cli(
         )
         default = "  [default]" if name == DEFAULT_MODEL else ""
         emoji = "".join(label.emoji for label in m.labels)
-        typer.echo(
-            f"{name}{default}\n  {m.architecture}, {len(m.labels)} labels {emoji}\n  {score}\n  {path}"
-        )
+        typer.echo(f"{name}{default}\n  {m.architecture}, {len(m.labels)} labels {emoji}")
+        typer.echo(f"  {score}\n  {path}")
