@@ -9,28 +9,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
+
+from emoji_batch.device import tensorflow
+
+tf = tensorflow()
+import tf_keras as keras  # noqa: E402  (after TensorFlow's quiet import)
 
 
 class GloveEmbedding(keras.layers.Layer):
     """Embedding whose pretrained GloVe rows can be frozen while the other rows train.
 
     Rows ``[0, n_trainable)`` (padding, unknown, words GloVe lacks) always train; the
-    GloVe rows after them train only while ``pretrained.trainable`` is True.
+    GloVe rows after them train only while ``pretrained.trainable`` is True. With
+    ``extra_dim`` > 0 every word also gets that many always-trainable columns after its
+    GloVe columns: small GloVe files (25d) are too narrow to tell 20k words apart.
     """
 
     def __init__(
-        self, vocab_size: int, n_trainable: int, dim: int, mask_zero: bool = True, **kwargs: Any
+        self,
+        vocab_size: int,
+        n_trainable: int,
+        dim: int,
+        extra_dim: int = 0,
+        mask_zero: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.vocab_size, self.n_trainable, self.dim = vocab_size, n_trainable, dim
         self.mask_zero = mask_zero
         self.own = _Table(n_trainable, dim, name="own")
         self.pretrained = _Table(vocab_size - n_trainable, dim, name="pretrained")
+        self.extra = (
+            _Table(vocab_size, extra_dim, name="extra", initializer="uniform")
+            if extra_dim
+            else None
+        )
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
         table = tf.concat([self.own.table, self.pretrained.table], axis=0)
+        if self.extra is not None:
+            table = tf.concat([table, self.extra.table], axis=1)
         # Padding embeds as exact zeros, so convolutions cannot tell how much there is.
         real = tf.cast(tf.not_equal(ids, 0), table.dtype)[..., None]
         return tf.gather(table, ids) * real
@@ -52,11 +70,41 @@ class MaskedGlobalMaxPool(keras.layers.Layer):
         return tf.reduce_max(tf.where(real, h, tf.constant(-1e9, h.dtype)), axis=1)
 
 
+class AttentionPooling(keras.layers.Layer):
+    """Learned additive attention over time steps, ignoring padding.
+
+    The notebook's "attention" was softmax(tanh(h)) per feature with no weights; this
+    scores each step with ``v . tanh(W h + b)`` and returns the weighted sum of steps.
+    """
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True
+
+    def build(self, input_shape: tf.TensorShape) -> None:
+        dim = int(input_shape[-1])
+        self.w = self.add_weight(name="w", shape=(dim, self.units), initializer="glorot_uniform")
+        self.b = self.add_weight(name="b", shape=(self.units,), initializer="zeros")
+        self.v = self.add_weight(name="v", shape=(self.units, 1), initializer="glorot_uniform")
+        super().build(input_shape)
+
+    def call(self, h: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+        scores = tf.tensordot(tf.tanh(tf.tensordot(h, self.w, 1) + self.b), self.v, 1)
+        if mask is not None:
+            scores = tf.where(mask[..., None], scores, tf.constant(-1e9, scores.dtype))
+        weights = tf.nn.softmax(scores, axis=1)
+        return tf.reduce_sum(weights * h, axis=1)
+
+    def compute_mask(self, h: tf.Tensor, mask: tf.Tensor | None = None) -> None:
+        return None
+
+
 class _Table(keras.layers.Layer):
-    def __init__(self, rows: int, dim: int, **kwargs: Any) -> None:
+    def __init__(self, rows: int, dim: int, initializer: str = "zeros", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table = self.add_weight(
-            name="table", shape=(max(rows, 0), dim), initializer="zeros", trainable=True
+            name="table", shape=(max(rows, 0), dim), initializer=initializer, trainable=True
         )
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
@@ -89,6 +137,7 @@ def _glove_input(config: dict[str, Any], mask_zero: bool = True) -> tuple[keras.
         config["vocab_size"],
         config["n_trainable"],
         config["embedding_dim"],
+        extra_dim=config.get("extra_dim", 0),
         mask_zero=mask_zero,
         name="embedding",
     )(ids)
@@ -129,6 +178,32 @@ def build_glove_cnn(config: dict[str, Any], n_labels: int) -> keras.Model:
     return keras.Model(ids, out, name="glove_cnn")
 
 
+def _attention_head(
+    x: tf.Tensor, ids: keras.Input, config: dict[str, Any], name: str, n_labels: int
+) -> keras.Model:
+    x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
+    x = AttentionPooling(config["attention_units"], name="attention")(x)
+    x = keras.layers.Dense(64, activation="relu", name="dense_64")(x)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name=name)
+
+
+def build_glove_lstm_attention(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """GloVe -> BiLSTM(128, seq) -> Dropout -> attention pooling -> Dense 64."""
+    ids, x = _glove_input(config)
+    x = keras.layers.Bidirectional(
+        keras.layers.LSTM(config["units"], return_sequences=True), name="bilstm"
+    )(x)
+    return _attention_head(x, ids, config, "glove_lstm_attention", n_labels)
+
+
+def build_glove_gru_attention(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """GloVe -> GRU(128, seq) -> Dropout -> attention pooling -> Dense 64."""
+    ids, x = _glove_input(config)
+    x = keras.layers.GRU(config["units"], return_sequences=True, name="gru")(x)
+    return _attention_head(x, ids, config, "glove_gru_attention", n_labels)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in [
@@ -152,6 +227,25 @@ ARCHITECTURES: dict[str, Architecture] = {
             phases=(
                 Phase("frozen_embeddings", 2e-3, 10, train_pretrained_embeddings=False),
                 Phase("all_trainable", 5e-4, 10, train_pretrained_embeddings=True),
+            ),
+        ),
+        Architecture(
+            name="glove_lstm_attention",
+            family="glove",
+            description="GloVe (trainable) -> BiLSTM(128, seq) -> Dropout -> attention -> Dense 64",
+            build=build_glove_lstm_attention,
+            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, "max_length": 64},
+            phases=(Phase("all_trainable", 1e-3, 10, train_pretrained_embeddings=True),),
+        ),
+        Architecture(
+            name="glove_gru_attention",
+            family="glove",
+            description="GloVe -> GRU(128, seq) -> Dropout -> attention -> Dense 64",
+            build=build_glove_gru_attention,
+            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, "max_length": 64},
+            phases=(
+                Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
+                Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),
             ),
         ),
     ]

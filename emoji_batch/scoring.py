@@ -92,8 +92,9 @@ def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int)
 def load_predictor(
     model: str | None, models_dir: Path | None, device: DeviceChoice, batch_size: int
 ) -> Predictor:
+    where = resolve_device(device)  # imports TensorFlow quietly, before the model needs it
     bundle: Bundle = load_bundle(resolve_model(model, models_dir))
-    return Predictor(bundle, device=resolve_device(device), batch_size=batch_size)
+    return Predictor(bundle, device=where, batch_size=batch_size)
 
 
 def score_file(

@@ -1,10 +1,5 @@
 """The ``emoji-batch`` command line: a thin skin over the library functions."""
 
-import os
-
-# TensorFlow reads these at import time; keep its C++ start-up chatter out of pipelines.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import logging
 import shlex
 import sys

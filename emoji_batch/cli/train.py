@@ -39,6 +39,9 @@ def train_cli(
     max_epochs: Annotated[int | None, typer.Option(min=1, help="Cap epochs per phase.")] = None,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience.")] = 2,
     max_length: Annotated[int | None, typer.Option(min=1, help="Max tokens per tweet.")] = None,
+    min_count: Annotated[
+        int, typer.Option(min=1, help="Keep words seen this often (GloVe words always).")
+    ] = 2,
     seed: Annotated[int, typer.Option()] = 13,
     set_: Annotated[
         list[str] | None,
@@ -66,6 +69,7 @@ def train_cli(
         max_epochs=max_epochs,
         patience=patience,
         max_length=max_length,
+        min_count=min_count,
         seed=seed,
         overrides=parse_settings(set_ or []),
         command=invoked_command(),
