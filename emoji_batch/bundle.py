@@ -255,6 +255,16 @@ def assign_weights(model: Any, weights: dict[str, np.ndarray], where: Path) -> N
         w.assign(value)
 
 
+def bundle_files(bundle: Bundle) -> list[Path]:
+    """The files that make up a bundle's behaviour: its manifest and what it lists."""
+    files = [bundle.directory / MANIFEST]
+    files += [
+        bundle_file(bundle.directory, bundle.manifest, key)
+        for key in sorted(bundle.manifest.files or {})
+    ]
+    return files
+
+
 def load_bundle(directory: Path) -> Bundle:
     """Rebuild the model named by the manifest and load its weights and vocabulary."""
     from emoji_batch.architectures import get_architecture

@@ -3,6 +3,8 @@
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 3
+EXIT_INTERRUPTED = 130
 
 
 class EmojiBatchError(Exception):
@@ -21,3 +23,9 @@ class ModelError(EmojiBatchError):
     """A model bundle cannot be found or is not one this version can load."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class LockedError(EmojiBatchError):
+    """Another run holds the lock on the same output."""
+
+    exit_code = EXIT_LOCKED

@@ -3,23 +3,41 @@
 This is the library behind ``emoji-batch score`` and ``emoji-batch evaluate``.
 """
 
+import contextlib
+import fcntl
+import itertools
 import logging
+import os
+import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from emoji_batch.bundle import Bundle, load_bundle, resolve_model
+from emoji_batch.bundle import Bundle, bundle_files, load_bundle, resolve_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, read_labelled
 from emoji_batch.device import DeviceChoice, resolve_device
-from emoji_batch.errors import InputError
+from emoji_batch.errors import InputError, LockedError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
-from emoji_batch.fileio import ChunkReader, TableWriter, atomic_output, detect_format, find_column
+from emoji_batch.fileio import (
+    INVALID_UTF8,
+    ChunkReader,
+    FileFormat,
+    TableWriter,
+    atomic_output,
+    check_output,
+    detect_format,
+    find_column,
+    is_stdio,
+)
 from emoji_batch.predict import Predictor, top_k
+from emoji_batch.resume import Journal, file_digest, input_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +50,40 @@ class ScoreSummary:
     rows: int
     error_rows: int
     seconds: float
-    output: Path
+    output: str
     model: str
     device: str
+    resumed_chunks: int = 0
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
     def line(self) -> str:
+        resumed = f", {self.resumed_chunks} chunks resumed" if self.resumed_chunks else ""
         return (
-            f"scored {self.rows} rows ({self.error_rows} without text) in {self.seconds:.1f} s "
-            f"({self.rows_per_second:,.0f} rows/s) with {self.model} on {self.device} "
-            f"-> {self.output}"
+            f"scored {self.rows} rows ({self.error_rows} not scorable{resumed}) in "
+            f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) with {self.model} "
+            f"on {self.device} -> {self.output}"
         )
+
+    def fields(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "error_rows": self.error_rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "output": self.output,
+            "model": self.model,
+            "device": self.device,
+            "resumed_chunks": self.resumed_chunks,
+        }
 
 
 def default_output(input_path: Path) -> Path:
-    """``tweets.csv`` -> ``tweets.scored.csv`` beside the input."""
+    """``tweets.csv`` -> ``tweets.scored.csv`` beside the input; stdin -> stdout."""
+    if is_stdio(input_path):
+        return input_path
     return input_path.with_name(f"{input_path.stem}.scored{input_path.suffix}")
 
 
@@ -63,19 +97,33 @@ def output_schema(input_schema: pa.Schema, k: int) -> pa.Schema:
     return pa.schema([*input_schema, *added])
 
 
+def _row_errors(column: pa.ChunkedArray, invalid_utf8: np.ndarray | None) -> list[str | None]:
+    """Why each row cannot be scored, or None. Cleaning decides emptiness later."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        kind = f"text is {column.type}, not a string"
+        return ["missing text" if v is None else kind for v in column.to_pylist()]
+    errors: list[str | None] = ["missing text" if v is None else None for v in column.to_pylist()]
+    if invalid_utf8 is not None:
+        for i in np.flatnonzero(invalid_utf8):
+            errors[i] = "invalid UTF-8 in row"
+    return errors
+
+
 def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int) -> pa.Table:
     """Append top-k emoji/probability columns and ``score_error`` to one chunk."""
-    raw = table.column(text_column).to_pylist()
+    invalid = None
+    if INVALID_UTF8 in table.column_names:
+        invalid = table.column(INVALID_UTF8).to_numpy()
+        table = table.drop_columns([INVALID_UTF8])
+    column = table.column(text_column)
+    errors = _row_errors(column, invalid)
+    raw = [None if e else v for v, e in zip(column.to_pylist(), errors, strict=True)]
     cleaned = clean_texts(raw)
-    errors = [
-        "missing text" if not isinstance(r, str) else ("empty text" if not c else None)
-        for r, c in zip(raw, cleaned, strict=True)
-    ]
+    errors = [e or ("empty text" if not c else None) for e, c in zip(errors, cleaned, strict=True)]
     ok = np.array([e is None for e in errors], dtype=bool)
     probs = predictor.predict_cleaned([c for c, good in zip(cleaned, ok, strict=True) if good])
     ids, values = top_k(probs, k)
     emoji = np.array([label.emoji for label in predictor.bundle.labels], dtype=object)
-    k = ids.shape[1]
     for i in range(k):
         col_emoji = np.full(len(raw), None, dtype=object)
         col_emoji[ok] = emoji[ids[:, i]]
@@ -97,6 +145,56 @@ def load_predictor(
     return Predictor(bundle, device=where, batch_size=batch_size)
 
 
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """One writer per OUTPUT: a second run on the same OUTPUT fails with exit code 3.
+
+    ``flock`` is released by the kernel when a process dies, even by SIGKILL, so a
+    killed run never leaves a stale lock behind.
+    """
+    lock_path = output.parent / f".{output.name}.lock"
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"another emoji-batch run is writing {output} (lock {lock_path})"
+            ) from None
+        yield
+        lock_path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Tally:
+    """Rows and unscorable rows written so far."""
+
+    rows: int = 0
+    errors: int = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        self.errors += table.num_rows - table.column(ERROR_COLUMN).null_count
+
+
+def _write_all(
+    sink: Path | BinaryIO,
+    fmt: FileFormat,
+    schema: pa.Schema,
+    tables: Iterable[pa.Table],
+    tally: _Tally,
+) -> None:
+    writer = TableWriter(sink, fmt, schema)
+    try:
+        for table in tables:
+            writer.write(table)
+            tally.add(table)
+    finally:
+        writer.close()
+
+
 def score_file(
     input_path: Path,
     output_path: Path | None = None,
@@ -111,50 +209,118 @@ def score_file(
     batch_size: int = 256,
     device: DeviceChoice = "auto",
     force: bool = False,
+    resume: bool = False,
     progress: bool | None = None,
 ) -> ScoreSummary:
-    """Score ``input_path`` chunk by chunk into ``output_path`` (written atomically).
+    """Score ``input_path`` chunk by chunk into ``output_path``.
 
+    A file OUTPUT is written atomically under a lock; ``-`` means stdin/stdout.
+    ``resume`` keeps finished chunks beside OUTPUT so a killed run can continue.
     ``progress=None`` shows a bar only on a terminal; False never shows one.
     """
     started = time.perf_counter()
     if top_k_labels < 1:
         raise InputError("--top-k must be at least 1")
+    if batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
     in_fmt = detect_format(input_path, input_format)
     output_path = output_path or default_output(input_path)
-    out_fmt = detect_format(output_path, output_format)
-    if output_path.exists() and not force:
-        raise InputError(f"output {output_path} already exists; pass --force to overwrite it")
+    to_stdout = is_stdio(output_path)
+    out_fmt = detect_format(output_path, output_format or (in_fmt if to_stdout else None))
+    if resume and (to_stdout or is_stdio(input_path)):
+        raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
+    if to_stdout and out_fmt == "parquet":
+        raise InputError("stdout output must be csv or jsonl (--output-format)")
+    if not to_stdout:
+        check_output(output_path, force)
     reader = ChunkReader(input_path, in_fmt, chunk_rows)
-    text_col = find_column(reader.schema.names, text_column, "text")
-    predictor = load_predictor(model, models_dir, device, batch_size)
-    k = min(top_k_labels, predictor.n_labels)
-    schema = output_schema(reader.schema, k)
-    log.info("model %s on %s", predictor.bundle.name, predictor.device)
+    try:
+        text_col = find_column(reader.schema.names, text_column, "text")
+        predictor = load_predictor(model, models_dir, device, batch_size)
+        k = min(top_k_labels, predictor.n_labels)
+        schema = output_schema(reader.schema, k)
+        name = predictor.bundle.name
+        log.info(
+            "model %s on %s",
+            name,
+            predictor.device,
+            extra={
+                "event": "start",
+                "fields": {
+                    "model": name,
+                    "device": predictor.device,
+                    "input": str(input_path),
+                    "output": str(output_path),
+                },
+            },
+        )
+        bar = tqdm(
+            total=reader.total_rows, unit="rows", disable=None if progress is None else not progress
+        )
 
-    rows = errors = 0
-    bar = tqdm(
-        total=reader.total_rows, unit="rows", disable=None if progress is None else not progress
-    )
-    with atomic_output(output_path, force) as tmp:
-        writer = TableWriter(tmp, out_fmt, schema)
+        def scored(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
+            for chunk in chunks:
+                table = score_table(chunk, text_col, predictor, k)
+                bar.update(table.num_rows)
+                yield table
+
+        tally = _Tally()
+        resumed = 0
         try:
-            for chunk in reader:
-                scored = score_table(chunk, text_col, predictor, k)
-                writer.write(scored)
-                rows += chunk.num_rows
-                errors += chunk.num_rows - scored.column(ERROR_COLUMN).null_count
-                bar.update(chunk.num_rows)
+            if to_stdout:
+                with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
+                    _write_all(out, out_fmt, schema, scored(reader), tally)
+            else:
+                with output_lock(output_path):
+                    if resume:
+                        options = {
+                            "text_column": text_col,
+                            "top_k": k,
+                            "chunk_rows": chunk_rows,
+                            "batch_size": batch_size,
+                            "output_format": out_fmt,
+                        }
+                        journal = Journal(
+                            output_path,
+                            {
+                                "input": {
+                                    "path": str(input_path.resolve()),
+                                    **input_fingerprint(input_path),
+                                },
+                                "model": file_digest(*bundle_files(predictor.bundle)),
+                                "options": options,
+                            },
+                        )
+                        resumed = journal.start()
+                        if resumed:
+                            log.info(
+                                "resuming after %d finished chunks",
+                                resumed,
+                                extra={"event": "resume", "fields": {"chunks": resumed}},
+                            )
+                        chunks = iter(reader)
+                        for _ in itertools.islice(chunks, resumed):
+                            bar.update(chunk_rows)
+                        for index, table in enumerate(scored(chunks), start=resumed):
+                            journal.save(index, table)
+                        with atomic_output(output_path, force) as tmp:
+                            _write_all(tmp, out_fmt, schema, journal.parts(), tally)
+                        journal.remove()
+                    else:
+                        with atomic_output(output_path, force) as tmp:
+                            _write_all(tmp, out_fmt, schema, scored(reader), tally)
         finally:
-            writer.close()
             bar.close()
+    finally:
+        reader.close()
     return ScoreSummary(
-        rows,
-        errors,
+        tally.rows,
+        tally.errors,
         time.perf_counter() - started,
-        output_path,
-        predictor.bundle.name,
+        str(output_path),
+        name,
         predictor.device,
+        resumed,
     )
 
 

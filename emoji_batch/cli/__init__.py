@@ -3,17 +3,20 @@
 import logging
 import shlex
 import sys
+import traceback
 
 import typer
 
+from emoji_batch import logs
 from emoji_batch.cli import evaluate, models, score, train
-from emoji_batch.errors import EXIT_OK, EmojiBatchError
+from emoji_batch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EmojiBatchError
 
 app = typer.Typer(
     name="emoji-batch",
     help=(
         "Predict the emoji a tweet would carry, for whole CSV/Parquet files.\n\n"
-        "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model."
+        "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
+        "3 output locked by another run, 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -34,18 +37,29 @@ def invoked_command() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: expected errors become one line on stderr and an exit code."""
+    """Console entry point: expected errors become one line on stderr and an exit code.
+
+    With ``--debug`` anywhere on the command line, errors also print their traceback.
+    """
     _argv[:] = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logs.configure("text")
     try:
         code = app(args=_argv, standalone_mode=False)
     except EmojiBatchError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        if "--debug" in _argv:
+            traceback.print_exc()
+        logs.emit("error", str(exc), logging.ERROR, exit_code=exc.exit_code)
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
         exc.show()
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
+        logs.emit("error", "interrupted", logging.ERROR, exit_code=EXIT_INTERRUPTED)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # anything unforeseen: still one line, unless --debug
+        if "--debug" in _argv:
+            traceback.print_exc()
+        message = f"unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug)"
+        logs.emit("error", message, logging.ERROR, exit_code=EXIT_FAILURE)
+        sys.exit(EXIT_FAILURE)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

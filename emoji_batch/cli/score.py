@@ -5,16 +5,24 @@ from typing import Annotated
 
 import typer
 
+from emoji_batch import logs
 from emoji_batch.device import DeviceChoice
 from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, score_file
 
+LogFormatOption = Annotated[
+    logs.LogFormat, typer.Option(help="text, or json: one JSON object per event on stderr.")
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Print tracebacks of errors.")]
+
 
 def score_cli(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Input .csv or .parquet.")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Input .csv/.parquet/.jsonl, or - for stdin.")
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Output file [default: INPUT stem + .scored + suffix]."
+            "--output", "-o", help="Output file, or - for stdout [default: INPUT.scored.SUFFIX]."
         ),
     ] = None,
     model: Annotated[
@@ -30,7 +38,10 @@ def score_cli(
         str, typer.Option(help="Text column, matched case-insensitively.")
     ] = "text",
     input_format: Annotated[
-        str | None, typer.Option(help="csv or parquet, overriding the suffix.")
+        str | None, typer.Option(help="csv, parquet or jsonl, overriding the suffix.")
+    ] = None,
+    output_format: Annotated[
+        str | None, typer.Option(help="csv, parquet or jsonl, overriding the suffix.")
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Emoji per row.")] = 3,
     chunk_rows: Annotated[
@@ -39,14 +50,22 @@ def score_cli(
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
     device: Annotated[DeviceChoice, typer.Option(help="auto, cpu or gpu.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Keep finished chunks; a rerun continues a killed run."),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    log_format: LogFormatOption = "text",
+    debug: DebugOption = False,
 ) -> None:
-    """Score INPUT and write every row back with emoji_1..K and prob_1..K columns.
+    """Score INPUT and write every row back with emoji_1..K, prob_1..K and score_error.
 
-    Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model.
+    Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model,
+    3 OUTPUT locked by another run, 130 interrupted.
     """
+    logs.configure(log_format, quiet)
     summary = score_file(
         input_path,
         output,
@@ -54,12 +73,13 @@ def score_cli(
         models_dir=models_dir,
         text_column=text_column,
         input_format=input_format,
+        output_format=output_format,
         top_k_labels=top_k,
         chunk_rows=chunk_rows,
         batch_size=batch_size,
         device=device,
         force=force,
+        resume=resume,
         progress=False if quiet else None,
     )
-    if not quiet:
-        typer.echo(summary.line(), err=True)
+    logs.emit("summary", summary.line(), **summary.fields())

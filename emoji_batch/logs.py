@@ -1,0 +1,46 @@
+"""Log events for people (plain lines) or for pipeline log collectors (JSON lines).
+
+Library code logs with ``extra={"event": NAME, "fields": {...}}``; the CLI chooses the
+format once with :func:`configure`. Everything goes to stderr, so stdout stays data.
+"""
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+LOGGER = "emoji_batch"
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"error: {message}" if record.levelno >= logging.ERROR else message
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "event", "log"),
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        return json.dumps(event, ensure_ascii=False, default=str)
+
+
+def configure(log_format: LogFormat = "text", quiet: bool = False) -> None:
+    """Send emoji_batch's log to stderr in ``log_format``; ``quiet`` keeps warnings and errors."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else _TextFormatter())
+    logger = logging.getLogger(LOGGER)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def emit(event: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
+    logging.getLogger(LOGGER).log(level, message, extra={"event": event, "fields": fields})
