@@ -14,7 +14,7 @@ DeviceChoice = Literal["auto", "cpu", "gpu"]
 
 
 @contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
+def stderr_silenced() -> Iterator[None]:
     """Silence file descriptor 2: TensorFlow's C++ start-up logs ignore TF_CPP_MIN_LOG_LEVEL."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -32,7 +32,7 @@ def _stderr_silenced() -> Iterator[None]:
 def tensorflow() -> ModuleType:
     """Import TensorFlow and probe its devices once, without flooding a pipeline's log."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _stderr_silenced():
+    with stderr_silenced():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")

@@ -151,6 +151,8 @@ class ChunkReader:
         self.total_rows: int | None = None
         self._jsonl_line = 0
         self._jsonl_schema: pa.Schema | None = None
+        self._rows_read = 0
+        self._ragged: pacsv.InvalidRow | None = None
         stdin = is_stdio(path)
         if stdin and fmt == "parquet":
             raise InputError("stdin input must be csv or jsonl (--input-format)")
@@ -171,7 +173,9 @@ class ChunkReader:
                 self._csv = pacsv.open_csv(
                     self._stream,
                     read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, column_names=names),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    parse_options=pacsv.ParseOptions(
+                        newlines_in_values=True, invalid_row_handler=self._ragged_row
+                    ),
                     convert_options=pacsv.ConvertOptions(
                         column_types=dict.fromkeys(names, pa.binary())
                     ),
@@ -184,12 +188,27 @@ class ChunkReader:
                 self._csv = None
             else:
                 self.close()
+                if fmt == "csv":
+                    raise self._csv_error(exc) from exc
                 raise InputError(f"cannot read {where} as {fmt}: {exc}") from exc
         except (OSError, InputError) as exc:
             self.close()
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"cannot read {where} as {fmt}: {exc}") from exc
+
+    def _ragged_row(self, row: pacsv.InvalidRow) -> str:
+        self._ragged = row
+        return "error"
+
+    def _csv_error(self, exc: pa.ArrowInvalid) -> InputError:
+        row = self._ragged
+        if row is None:
+            return InputError(f"cannot read {self._where} as csv: {exc}")
+        return InputError(
+            f"{self._where}: ragged CSV row after data row {self._rows_read}: expected "
+            f"{row.expected_columns} fields, got {row.actual_columns}: {row.text[:200]!r}"
+        )
 
     def _read_jsonl_chunk(self) -> pa.Table:
         """The next ``chunk_rows`` JSON objects; the first chunk fixes the schema."""
@@ -224,13 +243,18 @@ class ChunkReader:
             elif self.fmt == "csv":
                 if self._csv is not None:
                     for table in _rebatch(iter(self._csv), self.chunk_rows):
+                        self._rows_read += table.num_rows
                         yield _decode_utf8(table)
             else:
                 chunk = self._jsonl_first
                 while chunk.num_rows:
                     yield chunk
                     chunk = self._read_jsonl_chunk()
-        except (pa.ArrowInvalid, OSError) as exc:
+        except pa.ArrowInvalid as exc:
+            if self.fmt == "csv":
+                raise self._csv_error(exc) from exc
+            raise InputError(f"cannot read {self._where} as {self.fmt}: {exc}") from exc
+        except OSError as exc:
             raise InputError(f"cannot read {self._where} as {self.fmt}: {exc}") from exc
         finally:
             self.close()

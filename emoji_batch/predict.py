@@ -12,6 +12,7 @@ import numpy as np
 
 from emoji_batch.bundle import Bundle
 from emoji_batch.cleaning import clean_texts
+from emoji_batch.device import stderr_silenced
 
 PAD_MULTIPLE = 8
 
@@ -49,6 +50,9 @@ class Predictor:
         model = self.bundle.model
         spec = tf.TensorSpec([None, None], tf.int32)
         self._forward = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
+        # Trace once now, and keep the C++ notices of the first run out of the caller's log.
+        with stderr_silenced(), tf.device(self.device):
+            self._forward(tf.ones([1, PAD_MULTIPLE], tf.int32))
 
     @property
     def n_labels(self) -> int:

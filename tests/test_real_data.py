@@ -12,6 +12,7 @@ from emoji_batch.scoring import evaluate_file
 
 DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "tweeteval-emoji"
 
+
 def test_default_model_reproduces_its_recorded_val_metrics() -> None:
     manifest = json.loads((resolve_model(None, None) / "manifest.json").read_text())
     assert manifest["metrics"]["dataset"] == "Val.csv"

@@ -1,0 +1,319 @@
+"""Unattended runs: bad rows, bad files, bad models, locks, logs, stdin/stdout, resume."""
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from emoji_batch.scoring import output_lock
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).parent.parent
+SAMPLE = ROOT / "sample_data"
+
+
+def score(args: list) -> int:
+    return run_cli(["score", *args])
+
+
+def scored_csv(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)
+
+
+# --- bad rows: kept in place, null predictions, a reason in score_error ----------------
+
+
+def test_bad_csv_rows_are_kept_and_explained(tiny_bundle: Path, tmp_path: Path) -> None:
+    long_text = "love " * 200_000  # 1 MB
+    raw = (
+        b"\xef\xbb\xbfid,text\r\n"  # UTF-8 BOM and CRLF line endings
+        b'1,"two\r\nlines, ""quoted"""\r\n'
+        b"2,\r\n"
+        b"3,   \r\n"
+        b"4,https://t.co/abc\r\n"
+        b"5,@user @user\r\n"
+        + "6,😂😂😂\r\n".encode()
+        + b"7,caf\xe9 au lait\r\n"  # Latin-1 byte: invalid UTF-8
+        + f"8,{long_text}\r\n".encode()
+    )
+    inp = tmp_path / "bad.csv"
+    inp.write_bytes(raw)
+    out = tmp_path / "bad.scored.csv"
+    assert score([inp, "--model", tiny_bundle]) == 0
+    result = scored_csv(out)
+    assert result["id"].to_list() == [str(i) for i in range(1, 9)]
+    assert result["text"][0] == 'two\r\nlines, "quoted"'
+    assert result["score_error"].to_list() == [
+        None,
+        "empty text",
+        "empty text",
+        None,
+        None,
+        None,
+        "invalid UTF-8 in row",
+        None,
+    ]
+    assert result["emoji_1"].is_null().to_list() == [
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert result["text"][6] == "caf\ufffd au lait"  # repaired, not dropped
+
+
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [
+        (
+            pa.array([1, None, 3]),
+            ["text is int64, not a string", "missing text", "text is int64, not a string"],
+        ),
+        (
+            pa.array([["a"], ["b"], None]),
+            ["text is list<element: string>, not a string"] * 2 + ["missing text"],
+        ),
+    ],
+)
+def test_non_string_parquet_text(
+    tiny_bundle: Path, tmp_path: Path, column: pa.Array, reason: list[str]
+) -> None:
+    inp = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "text": column}), inp)
+    assert score([inp, "--model", tiny_bundle]) == 0
+    result = pl.read_parquet(tmp_path / "typed.scored.parquet")
+    assert result["score_error"].to_list() == reason
+    assert result["emoji_1"].null_count() == 3
+    assert result["id"].to_list() == [1, 2, 3]
+
+
+# --- bad files: one line on stderr, exit 2, nothing written ----------------------------
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.csv", b"", "is empty"),
+        ("ragged.csv", b"id,text\n1,ok\n2,a,b\n", "ragged CSV row"),
+        ("truncated.parquet", b"PAR1\x00\x00garbage", "cannot read"),
+        ("rows.jsonl", b'{"text": "hi"}\nnot json\n', ":2: invalid JSON"),
+    ],
+)
+def test_bad_files_fail_cleanly(
+    tiny_bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    data: bytes,
+    message: str,
+) -> None:
+    inp = write(tmp_path / name, data)
+    out = tmp_path / "out.csv"
+    assert score([inp, "-o", out, "--model", tiny_bundle]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_directory_instead_of_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "dir.csv"
+    d.mkdir()
+    assert score([d]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_header_only_gives_header_only_output(tiny_bundle: Path, tmp_path: Path) -> None:
+    inp = write(tmp_path / "h.csv", b"id,text\n")
+    assert score([inp, "--model", tiny_bundle]) == 0
+    result = scored_csv(tmp_path / "h.scored.csv")
+    assert result.height == 0 and result.columns[:2] == ["id", "text"]
+
+
+def test_debug_prints_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert score([tmp_path / "nope.csv", "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+# --- models: clear error, nothing written ------------------------------------------------
+
+
+def test_malicious_pickle_is_never_loaded(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (marker,))
+
+    bundle = tmp_path / "evil"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "weights.pkl").write_bytes(pickle.dumps(Exploit()))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["weights"] = "weights.pkl"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out.csv"
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", bundle]) == 2
+    assert "unreadable weights" in capsys.readouterr().err
+    assert not marker.exists() and not out.exists()
+
+
+def test_keras_lambda_config_is_refused(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "lambda"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["architecture"] = "Lambda"
+    manifest["config"] = {"class_name": "Lambda", "config": {"function": "os.system('x')"}}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "o.csv", "--model", bundle]) == 2
+    assert "unknown architecture 'Lambda'" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+# --- locks, logs ------------------------------------------------------------------------
+
+
+def test_second_writer_is_locked_out(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "locked.csv"
+    with output_lock(out):
+        assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 3
+    assert "another emoji-batch run is writing" in capsys.readouterr().err
+    assert not out.exists()
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 0
+
+
+def test_json_logs(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "j.csv"
+    args = [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle, "--log-format", "json"]
+    assert score(args) == 0
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    assert [e["event"] for e in events] == ["start", "summary"]
+    assert events[-1]["rows"] == 300 and events[-1]["error_rows"] == 2
+    assert score(args) == 2  # exists, no --force
+    (error,) = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    assert error["event"] == "error" and error["exit_code"] == 2 and "--force" in error["message"]
+
+
+# --- subprocesses: stdin/stdout, kill and resume ---------------------------------------
+
+
+def cli(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "emoji_batch", *map(str, args)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_stdin_to_stdout_pipeline(tiny_bundle: Path, tmp_path: Path) -> None:
+    data = (SAMPLE / "tweets.csv").read_bytes()
+    piped = cli("score", "-", "-o", "-", "--model", tiny_bundle, input=data)
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "file.csv", "--model", tiny_bundle]) == 0
+    assert piped.stdout == (tmp_path / "file.csv").read_bytes()
+
+
+def test_jsonl_stdin(tiny_bundle: Path) -> None:
+    lines = b'{"id": 1, "text": "merry christmas"}\n{"id": 2, "text": null}\n'
+    piped = cli(
+        "score", "-", "-o", "-", "--input-format", "jsonl", "--model", tiny_bundle, input=lines
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    rows = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [1, 2]
+    assert rows[1]["score_error"] == "missing text" and rows[0]["emoji_1"]
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sample = pl.read_csv(SAMPLE / "tweets.csv", infer_schema=False)
+    big = pl.concat([sample] * 100).with_row_index("row")  # 30,000 rows
+    path = tmp_path_factory.mktemp("big") / "big.csv"
+    big.write_csv(path)
+    return path
+
+
+def test_killed_run_resumes_to_identical_output(
+    tiny_bundle: Path, big_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "resumed.csv"
+    args = [
+        "score",
+        big_csv,
+        "-o",
+        out,
+        "--model",
+        tiny_bundle,
+        "--resume",
+        "--chunk-rows",
+        500,
+        "--quiet",
+    ]
+    journal = tmp_path / ".resumed.csv.resume"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "emoji_batch", *map(str, args)], env=env)
+    deadline = time.monotonic() + 120
+    while len(list(journal.glob("*.arrow"))) < 3:
+        assert proc.poll() is None, "finished before it could be killed: make the input bigger"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed run must not leave OUTPUT"
+    done = len(list(journal.glob("*.arrow")))
+    assert 3 <= done < 60
+
+    resumed = cli(*args[:-1], "--log-format", "json")
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    events = [json.loads(line) for line in resumed.stderr.decode().splitlines()]
+    assert any(e["event"] == "resume" and e["chunks"] >= done for e in events)
+    assert not journal.exists()
+
+    clean = tmp_path / "clean.csv"
+    assert (
+        cli("score", big_csv, "-o", clean, "--model", tiny_bundle, "--chunk-rows", 500).returncode
+        == 0
+    )
+    assert out.read_bytes() == clean.read_bytes()
+
+
+def test_resume_refuses_changed_input(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inp = tmp_path / "in.csv"
+    shutil.copy(SAMPLE / "tweets.csv", inp)
+    out = tmp_path / "o.csv"
+    journal = tmp_path / ".o.csv.resume"
+    journal.mkdir()
+    (journal / "journal.json").write_text(json.dumps({"input": {}, "model": "", "options": {}}))
+    assert score([inp, "-o", out, "--model", tiny_bundle, "--resume"]) == 2
+    assert "input, model, options changed" in capsys.readouterr().err
+    assert not out.exists()
