@@ -100,6 +100,15 @@ class AttentionPooling(keras.layers.Layer):
         return None
 
 
+class MaskedGlobalMeanPool(keras.layers.Layer):
+    """Mean over real tokens only."""
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        h, ids = inputs
+        real = tf.cast(tf.not_equal(ids, 0), h.dtype)[..., None]
+        return tf.reduce_sum(h * real, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
+
+
 class _Table(keras.layers.Layer):
     def __init__(self, rows: int, dim: int, initializer: str = "zeros", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,17 +140,21 @@ class Architecture:
     phases: tuple[Phase, ...] = ()
 
 
+# Settings every GloVe-family model takes (see GloveEmbedding and _glove_input).
+GLOVE_DEFAULTS: dict[str, Any] = {"embedding_dropout": 0.0, "extra_dim": 0, "max_length": 64}
+
+
 def _glove_input(config: dict[str, Any], mask_zero: bool = True) -> tuple[keras.Input, tf.Tensor]:
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     emb = GloveEmbedding(
         config["vocab_size"],
         config["n_trainable"],
         config["embedding_dim"],
-        extra_dim=config.get("extra_dim", 0),
+        extra_dim=config["extra_dim"],
         mask_zero=mask_zero,
         name="embedding",
     )(ids)
-    if config.get("embedding_dropout"):
+    if config["embedding_dropout"]:
         emb = keras.layers.SpatialDropout1D(config["embedding_dropout"], name="embedding_dropout")(
             emb
         )
@@ -165,15 +178,28 @@ def build_glove_bilstm(config: dict[str, Any], n_labels: int) -> keras.Model:
 
 
 def build_glove_cnn(config: dict[str, Any], n_labels: int) -> keras.Model:
-    """The notebook's CNN: Conv1D(128, 5) -> global max pool -> BN -> Dropout -> Dense 64."""
-    ids, x = _glove_input(config, mask_zero=False)
-    x = keras.layers.Conv1D(
-        config["filters"], config["kernel_size"], padding="same", activation="relu", name="conv"
-    )(x)
-    x = MaskedGlobalMaxPool(name="max_pool")([x, ids])
-    x = keras.layers.BatchNormalization(name="bn")(x)
+    """The notebook's CNN: Conv1D(128, 5) -> global max pool -> BN -> Dropout -> Dense 64.
+
+    Settings widen it without a second definition: several ``kernel_sizes``, mean as
+    well as max pooling (plus the mean word vector), and no BN/dense head.
+    """
+    ids, emb = _glove_input(config, mask_zero=False)
+    features = []
+    for k in config["kernel_sizes"]:
+        h = keras.layers.Conv1D(
+            config["filters"], k, padding="same", activation="relu", name=f"conv_{k}"
+        )(emb)
+        features.append(MaskedGlobalMaxPool(name=f"max_pool_{k}")([h, ids]))
+        if config["mean_pool"]:
+            features.append(MaskedGlobalMeanPool(name=f"mean_pool_{k}")([h, ids]))
+    if config["mean_pool"]:
+        features.append(MaskedGlobalMeanPool(name="mean_embedding")([emb, ids]))
+    x = keras.layers.Concatenate(name="features")(features) if len(features) > 1 else features[0]
+    if config["batch_norm"]:
+        x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
-    x = keras.layers.Dense(64, activation="relu", name="dense_64")(x)
+    if config["dense_units"]:
+        x = keras.layers.Dense(config["dense_units"], activation="relu", name="dense")(x)
     out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
     return keras.Model(ids, out, name="glove_cnn")
 
@@ -212,7 +238,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             family="glove",
             description="GloVe -> BiLSTM(128, seq) -> BiLSTM(64) -> BN -> Dropout -> Dense 64, 32",
             build=build_glove_bilstm,
-            defaults={"units": 128, "dropout": 0.4, "l2": 1e-4, "max_length": 64},
+            defaults={"units": 128, "dropout": 0.4, "l2": 1e-4, **GLOVE_DEFAULTS},
             phases=(
                 Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
                 Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),
@@ -223,10 +249,18 @@ ARCHITECTURES: dict[str, Architecture] = {
             family="glove",
             description="GloVe -> Conv1D(128, 5) -> masked max pool -> BN -> Dropout -> Dense 64",
             build=build_glove_cnn,
-            defaults={"filters": 128, "kernel_size": 5, "dropout": 0.5, "max_length": 64},
+            defaults={
+                "filters": 128,
+                "kernel_sizes": [5],
+                "mean_pool": False,
+                "batch_norm": True,
+                "dense_units": 64,
+                "dropout": 0.5,
+                **GLOVE_DEFAULTS,
+            },
             phases=(
-                Phase("frozen_embeddings", 2e-3, 10, train_pretrained_embeddings=False),
-                Phase("all_trainable", 5e-4, 10, train_pretrained_embeddings=True),
+                Phase("frozen_embeddings", 3e-3, 20, train_pretrained_embeddings=False),
+                Phase("all_trainable", 1e-3, 25, train_pretrained_embeddings=True),
             ),
         ),
         Architecture(
@@ -234,7 +268,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             family="glove",
             description="GloVe (trainable) -> BiLSTM(128, seq) -> Dropout -> attention -> Dense 64",
             build=build_glove_lstm_attention,
-            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, "max_length": 64},
+            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, **GLOVE_DEFAULTS},
             phases=(Phase("all_trainable", 1e-3, 10, train_pretrained_embeddings=True),),
         ),
         Architecture(
@@ -242,7 +276,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             family="glove",
             description="GloVe -> GRU(128, seq) -> Dropout -> attention -> Dense 64",
             build=build_glove_gru_attention,
-            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, "max_length": 64},
+            defaults={"units": 128, "attention_units": 64, "dropout": 0.4, **GLOVE_DEFAULTS},
             phases=(
                 Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
                 Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),

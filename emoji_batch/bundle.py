@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 VOCAB = "vocab.txt"
-DEFAULT_MODEL = "glove_bilstm"
+DEFAULT_MODEL = "glove_cnn"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
 
@@ -44,6 +44,7 @@ class Manifest:
     package_version: str = __version__
     created: str = ""
     files: dict[str, str] | None = None
+    calibration: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class Manifest:
             "package_version": self.package_version,
             "created": self.created,
             "files": self.files or {},
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -87,9 +89,24 @@ class Manifest:
                 package_version=data.get("package_version", ""),
                 created=data.get("created", ""),
                 files=data["files"],
+                calibration=_check_calibration(data.get("calibration"), len(data["labels"]), where),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed manifest ({exc!r})") from exc
+
+
+def _check_calibration(value: Any, n_labels: int, where: Path) -> dict[str, Any] | None:
+    """``{"label_prior": [n floats > 0], "prior_power": float}`` or None."""
+    if value is None:
+        return None
+    try:
+        prior = [float(x) for x in value["label_prior"]]
+        power = float(value["prior_power"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: malformed calibration ({exc!r})") from exc
+    if len(prior) != n_labels or min(prior) <= 0:
+        raise ModelError(f"{where}: calibration needs one positive prior per label")
+    return {**value, "label_prior": prior, "prior_power": power}
 
 
 def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:

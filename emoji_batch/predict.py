@@ -27,6 +27,13 @@ def pad_batch(seqs: Sequence[np.ndarray], multiple: int = PAD_MULTIPLE) -> np.nd
     return out
 
 
+def adjust_to_prior(probs: np.ndarray, prior: Sequence[float], power: float) -> np.ndarray:
+    """``probs * prior**power``, renormalised: shifts decisions toward (power > 0) or away
+    from (power < 0) frequent labels, e.g. to undo part of a balanced class weighting."""
+    adjusted = probs * np.power(np.asarray(prior, dtype=np.float32), np.float32(power))
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``k`` largest probabilities per row, descending."""
     k = min(k, probs.shape[1])
@@ -75,6 +82,9 @@ class Predictor:
                 idx = order[start : start + self.batch_size]
                 batch = pad_batch([seqs[i] for i in idx])
                 probs[idx] = self._forward(tf.constant(batch)).numpy()
+        calibration = self.bundle.manifest.calibration
+        if calibration is not None:
+            probs = adjust_to_prior(probs, calibration["label_prior"], calibration["prior_power"])
         return probs
 
     def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:

@@ -22,7 +22,7 @@ from emoji_batch.dataset import Labelled, check_labels, read_labelled
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.labels import Label, read_mapping
-from emoji_batch.predict import Predictor, pad_batch
+from emoji_batch.predict import Predictor, adjust_to_prior, pad_batch
 from emoji_batch.vocab import build_vocab, embedding_matrix, read_glove, tokenize
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,26 @@ def _class_weights(config: TrainConfig, train_labels: np.ndarray, n: int) -> np.
     return out
 
 
+PRIOR_POWERS = tuple(round(p, 1) for p in np.arange(-1.0, 1.01, 0.1))
+
+
+def _choose_prior_power(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray) -> float:
+    """The power of the training label prior that maximises validation macro-F1.
+
+    Macro-F1 rewards rare labels more than the training loss does (or, with balanced
+    class weights, less): one scalar on the dev set trades this off. Ties keep 0.
+    """
+    from sklearn.metrics import f1_score
+
+    def score(power: float) -> float:
+        pred = adjust_to_prior(probs, prior, power).argmax(axis=1)
+        return f1_score(
+            labels, pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0
+        )
+
+    return max(sorted(PRIOR_POWERS, key=abs), key=score)
+
+
 def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -222,6 +242,8 @@ def train(config: TrainConfig) -> TrainResult:
     val_ds = _dataset(val_seqs, val_set.labels, class_weight[val_set.labels], 256, None)
 
     history: list[dict[str, Any]] = []
+    # Snapshots keyed by variable: get_weights() order shifts when trainability changes.
+    best_loss, best = float("inf"), {id(v): v.numpy() for v in model.weights}
     for phase in arch.phases:
         set_pretrained_trainable(model, phase.train_pretrained_embeddings)
         model.compile(
@@ -244,6 +266,15 @@ def train(config: TrainConfig) -> TrainResult:
             history.append(
                 {"phase": phase.name, **{k: float(v[i]) for k, v in fit.history.items()}}
             )
+        # EarlyStopping restored this phase's best epoch; keep it only if it beats the
+        # earlier phases, so a later phase that only overfits cannot make the model worse.
+        if min(fit.history["val_loss"]) < best_loss:
+            best_loss, best = (
+                min(fit.history["val_loss"]),
+                {id(v): v.numpy() for v in model.weights},
+            )
+    for v in model.weights:
+        v.assign(best[id(v)])
     set_pretrained_trainable(model, True)  # the weight order of a freshly built model
 
     manifest = Manifest(
@@ -265,6 +296,16 @@ def train(config: TrainConfig) -> TrainResult:
         },
     )
     bundle = Bundle(config.output, manifest, model, vocab)
+    raw = Predictor(bundle).predict_proba(val_set.texts)
+    prior = np.bincount(train_set.labels, minlength=len(labels)) + 1.0
+    prior /= prior.sum()
+    power = _choose_prior_power(raw, val_set.labels, prior)
+    log.info("prior power %.1f chosen on the validation set", power)
+    manifest.calibration = {
+        "label_prior": [round(float(p), 6) for p in prior],
+        "prior_power": power,
+        "chosen_on": "validation macro-F1",
+    }
     probs = Predictor(bundle).predict_proba(val_set.texts)
     dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
     report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
