@@ -96,6 +96,16 @@ def _read_csv_header(stream: BinaryIO, where: str) -> list[str]:
     return names
 
 
+def _locate_ragged(path: Path, fields: int) -> int | None:
+    """Line number of the first CSV record without ``fields`` fields (error path only)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        for record in reader:
+            if len(record) != fields:
+                return reader.line_num
+    return None
+
+
 def _decode_utf8(table: pa.Table) -> pa.Table:
     """Binary CSV columns -> strings; invalid bytes become U+FFFD and their rows are flagged."""
     bad = np.zeros(table.num_rows, dtype=bool)
@@ -151,7 +161,6 @@ class ChunkReader:
         self.total_rows: int | None = None
         self._jsonl_line = 0
         self._jsonl_schema: pa.Schema | None = None
-        self._rows_read = 0
         self._ragged: pacsv.InvalidRow | None = None
         stdin = is_stdio(path)
         if stdin and fmt == "parquet":
@@ -205,9 +214,13 @@ class ChunkReader:
         row = self._ragged
         if row is None:
             return InputError(f"cannot read {self._where} as csv: {exc}")
+        where = self._where
+        if not is_stdio(self.path):  # a file can be read again to find the line
+            line = _locate_ragged(self.path, row.expected_columns)
+            where = f"{where}:{line}" if line else where
         return InputError(
-            f"{self._where}: ragged CSV row after data row {self._rows_read}: expected "
-            f"{row.expected_columns} fields, got {row.actual_columns}: {row.text[:200]!r}"
+            f"{where}: ragged CSV row: expected {row.expected_columns} fields, "
+            f"got {row.actual_columns}: {row.text[:200]!r}"
         )
 
     def _read_jsonl_chunk(self) -> pa.Table:
@@ -243,7 +256,6 @@ class ChunkReader:
             elif self.fmt == "csv":
                 if self._csv is not None:
                     for table in _rebatch(iter(self._csv), self.chunk_rows):
-                        self._rows_read += table.num_rows
                         yield _decode_utf8(table)
             else:
                 chunk = self._jsonl_first

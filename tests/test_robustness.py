@@ -113,7 +113,11 @@ def write(path: Path, data: bytes) -> Path:
     ("name", "data", "message"),
     [
         ("empty.csv", b"", "is empty"),
-        ("ragged.csv", b"id,text\n1,ok\n2,a,b\n", "ragged CSV row"),
+        (
+            "ragged.csv",
+            b'id,text\n1,"o\nk"\n2,a,b\n',
+            "ragged.csv:4: ragged CSV row: expected 2 fields, got 3: '2,a,b'",
+        ),
         ("truncated.parquet", b"PAR1\x00\x00garbage", "cannot read"),
         ("rows.jsonl", b'{"text": "hi"}\nnot json\n', ":2: invalid JSON"),
     ],
