@@ -109,6 +109,27 @@ class MaskedGlobalMeanPool(keras.layers.Layer):
         return tf.reduce_sum(h * real, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
 
 
+class PaddingMask(keras.layers.Layer):
+    """1 for real tokens, 0 for padding (id 0): BERT's attention mask, derived from the ids."""
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.not_equal(ids, 0), tf.int32)
+
+
+class TokenMask(keras.layers.Layer):
+    """Boolean mask of real tokens, for recurrent layers over BERT outputs."""
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.not_equal(ids, 0)
+
+
+class FirstToken(keras.layers.Layer):
+    """The [CLS] position of a sequence output."""
+
+    def call(self, h: tf.Tensor) -> tf.Tensor:
+        return h[:, 0]
+
+
 class _Table(keras.layers.Layer):
     def __init__(self, rows: int, dim: int, initializer: str = "zeros", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -127,7 +148,8 @@ class Phase:
     name: str
     learning_rate: float
     max_epochs: int
-    train_pretrained_embeddings: bool
+    train_pretrained: bool
+    polynomial_decay: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +252,63 @@ def build_glove_gru_attention(config: dict[str, Any], n_labels: int) -> keras.Mo
     return _attention_head(x, ids, config, "glove_gru_attention", n_labels)
 
 
+def _bert_input(config: dict[str, Any]) -> tuple[keras.Input, Any]:
+    from transformers import BertConfig, TFBertModel
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    encoder = TFBertModel(BertConfig(**config["encoder"]), name="encoder")
+    return ids, encoder(input_ids=ids, attention_mask=PaddingMask(name="attention_mask")(ids))
+
+
+def build_fine_tuned_bert(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """BERT for sequence classification: pooled [CLS] -> Dropout -> softmax, all fine-tuned."""
+    ids, bert = _bert_input(config)
+    x = keras.layers.Dropout(config["dropout"], name="dropout")(bert.pooler_output)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name="fine_tuned_bert")
+
+
+def build_bert_classifier(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """[CLS] -> Dropout .3 -> Dense 512 (L2) -> BN -> Dropout -> Dense 256 (L2) -> BN ->
+    Dense 128 -> Dropout -> softmax."""
+    l2 = keras.regularizers.L2(config["l2"])
+    ids, bert = _bert_input(config)
+    x = FirstToken(name="cls")(bert.last_hidden_state)
+    x = keras.layers.Dropout(0.3, name="dropout_in")(x)
+    x = keras.layers.Dense(512, activation="relu", kernel_regularizer=l2, name="dense_512")(x)
+    x = keras.layers.BatchNormalization(name="bn_512")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout_512")(x)
+    x = keras.layers.Dense(256, activation="relu", kernel_regularizer=l2, name="dense_256")(x)
+    x = keras.layers.BatchNormalization(name="bn_256")(x)
+    x = keras.layers.Dense(128, activation="relu", name="dense_128")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout_128")(x)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name="bert_classifier")
+
+
+def build_bert_bilstm(config: dict[str, Any], n_labels: int) -> keras.Model:
+    """BERT tokens -> BiLSTM(128) -> Dense 256 (L2) -> BN -> Dropout -> Dense 128 (L2) ->
+    BN -> Dropout -> softmax."""
+    l2 = keras.regularizers.L2(config["l2"])
+    ids, bert = _bert_input(config)
+    mask = TokenMask(name="token_mask")(ids)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(config["units"]), name="bilstm")(
+        bert.last_hidden_state, mask=mask
+    )
+    x = keras.layers.Dense(256, activation="relu", kernel_regularizer=l2, name="dense_256")(x)
+    x = keras.layers.BatchNormalization(name="bn_256")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout_256")(x)
+    x = keras.layers.Dense(128, activation="relu", kernel_regularizer=l2, name="dense_128")(x)
+    x = keras.layers.BatchNormalization(name="bn_128")(x)
+    x = keras.layers.Dropout(config["dropout"], name="dropout_128")(x)
+    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    return keras.Model(ids, out, name="bert_bilstm")
+
+
+# Settings every BERT-family model takes; "encoder" (the BertConfig) is filled by train.
+BERT_DEFAULTS: dict[str, Any] = {"max_length": 64}
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in [
@@ -240,8 +319,8 @@ ARCHITECTURES: dict[str, Architecture] = {
             build=build_glove_bilstm,
             defaults={"units": 128, "dropout": 0.4, "l2": 1e-4, **GLOVE_DEFAULTS},
             phases=(
-                Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
-                Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),
+                Phase("frozen_embeddings", 2e-3, 8, train_pretrained=False),
+                Phase("all_trainable", 5e-4, 6, train_pretrained=True),
             ),
         ),
         Architecture(
@@ -259,8 +338,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                 **GLOVE_DEFAULTS,
             },
             phases=(
-                Phase("frozen_embeddings", 3e-3, 20, train_pretrained_embeddings=False),
-                Phase("all_trainable", 1e-3, 25, train_pretrained_embeddings=True),
+                Phase("frozen_embeddings", 3e-3, 20, train_pretrained=False),
+                Phase("all_trainable", 1e-3, 25, train_pretrained=True),
             ),
         ),
         Architecture(
@@ -269,7 +348,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             description="GloVe (trainable) -> BiLSTM(128, seq) -> Dropout -> attention -> Dense 64",
             build=build_glove_lstm_attention,
             defaults={"units": 128, "attention_units": 64, "dropout": 0.4, **GLOVE_DEFAULTS},
-            phases=(Phase("all_trainable", 1e-3, 10, train_pretrained_embeddings=True),),
+            phases=(Phase("all_trainable", 1e-3, 10, train_pretrained=True),),
         ),
         Architecture(
             name="glove_gru_attention",
@@ -278,8 +357,35 @@ ARCHITECTURES: dict[str, Architecture] = {
             build=build_glove_gru_attention,
             defaults={"units": 128, "attention_units": 64, "dropout": 0.4, **GLOVE_DEFAULTS},
             phases=(
-                Phase("frozen_embeddings", 2e-3, 8, train_pretrained_embeddings=False),
-                Phase("all_trainable", 5e-4, 6, train_pretrained_embeddings=True),
+                Phase("frozen_embeddings", 2e-3, 8, train_pretrained=False),
+                Phase("all_trainable", 5e-4, 6, train_pretrained=True),
+            ),
+        ),
+        Architecture(
+            name="fine_tuned_bert",
+            family="bert",
+            description="BERT pooled [CLS] -> Dropout -> softmax; whole encoder fine-tuned",
+            build=build_fine_tuned_bert,
+            defaults={"dropout": 0.1, **BERT_DEFAULTS},
+            phases=(Phase("fine_tune", 3e-5, 4, train_pretrained=True),),
+        ),
+        Architecture(
+            name="bert_classifier",
+            family="bert",
+            description="BERT [CLS] -> Dense 512 -> 256 -> 128 head (L2, BN); encoder trainable",
+            build=build_bert_classifier,
+            defaults={"dropout": 0.3, "l2": 1e-4, **BERT_DEFAULTS},
+            phases=(Phase("fine_tune", 4e-5, 4, train_pretrained=True, polynomial_decay=True),),
+        ),
+        Architecture(
+            name="bert_bilstm",
+            family="bert",
+            description="BERT tokens -> BiLSTM(128) -> Dense 256 -> 128 head (L2, BN)",
+            build=build_bert_bilstm,
+            defaults={"units": 128, "dropout": 0.3, "l2": 1e-4, **BERT_DEFAULTS},
+            phases=(
+                Phase("frozen_encoder", 1e-3, 3, train_pretrained=False),
+                Phase("fine_tune", 2e-5, 3, train_pretrained=True),
             ),
         ),
     ]
@@ -297,7 +403,9 @@ def get_architecture(name: str) -> Architecture:
 
 
 def set_pretrained_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze the pretrained part (GloVe rows) of a model."""
+    """Freeze or unfreeze the pretrained part of a model: GloVe rows or the BERT encoder."""
     for layer in model.layers:
         if isinstance(layer, GloveEmbedding):
             layer.pretrained.trainable = trainable
+        elif layer.name == "encoder":
+            layer.trainable = trainable

@@ -24,7 +24,6 @@ from emoji_batch.labels import Label
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-VOCAB = "vocab.txt"
 DEFAULT_MODEL = "glove_cnn"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
@@ -218,12 +217,13 @@ def check_new_bundle_dir(directory: Path, force: bool) -> None:
 
 @dataclass
 class Bundle:
-    """A loaded bundle: its manifest, the rebuilt Keras model and its vocabulary."""
+    """A loaded bundle: its manifest, the rebuilt Keras model and its text encoder
+    (a word vocabulary or a WordPiece tokenizer)."""
 
     directory: Path
     manifest: Manifest
     model: Any
-    vocab: Any
+    encoder: Any
 
     @property
     def name(self) -> str:
@@ -283,9 +283,8 @@ def bundle_files(bundle: Bundle) -> list[Path]:
 
 
 def load_bundle(directory: Path) -> Bundle:
-    """Rebuild the model named by the manifest and load its weights and vocabulary."""
+    """Rebuild the model named by the manifest and load its weights and text encoder."""
     from emoji_batch.architectures import get_architecture
-    from emoji_batch.vocab import WordVocab
 
     manifest = read_manifest(directory)
     try:
@@ -293,9 +292,16 @@ def load_bundle(directory: Path) -> Bundle:
     except InputError as exc:
         raise ModelError(f"{directory}: {exc}") from None
     weights = load_weights(bundle_file(directory, manifest, "weights"))
-    vocab = WordVocab.load(
-        bundle_file(directory, manifest, "vocab"), int(manifest.config["n_trainable"])
-    )
+    if arch.family == "bert":
+        from emoji_batch.bert import WordPieceEncoder
+
+        encoder: Any = WordPieceEncoder.load(bundle_file(directory, manifest, "tokenizer"))
+    else:
+        from emoji_batch.vocab import WordVocab
+
+        encoder = WordVocab.load(
+            bundle_file(directory, manifest, "vocab"), int(manifest.config["n_trainable"])
+        )
     try:
         model = arch.build(manifest.config, len(manifest.labels))
     except (KeyError, TypeError, ValueError) as exc:
@@ -303,13 +309,13 @@ def load_bundle(directory: Path) -> Bundle:
             f"{directory}: cannot build {arch.name} from its config ({exc!r})"
         ) from exc
     assign_weights(model, weights, directory)
-    return Bundle(directory, manifest, model, vocab)
+    return Bundle(directory, manifest, model, encoder)
 
 
-def save_bundle(directory: Path, manifest: Manifest, model: Any, vocab: Any) -> None:
-    """Write weights, vocabulary and then the manifest (last, so a bundle is whole or absent)."""
+def save_bundle(directory: Path, manifest: Manifest, model: Any, encoder: Any) -> None:
+    """Write weights, the text encoder's files and then the manifest (last, so a bundle
+    is whole or absent)."""
     directory.mkdir(parents=True, exist_ok=True)
-    manifest.files = {"weights": WEIGHTS, "vocab": VOCAB}
     save_weights(directory / WEIGHTS, model_weights(model))
-    vocab.save(directory / VOCAB)
+    manifest.files = {"weights": WEIGHTS, **encoder.save(directory)}
     write_manifest(directory, manifest)

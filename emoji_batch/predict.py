@@ -66,7 +66,7 @@ class Predictor:
         return len(self.bundle.labels)
 
     def encode(self, cleaned: Sequence[str]) -> list[np.ndarray]:
-        return self.bundle.vocab.encode(cleaned, self.bundle.manifest.max_length)
+        return self.bundle.encoder.encode(cleaned, self.bundle.manifest.max_length)
 
     def predict_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
         """Probabilities for already-cleaned texts, in input order."""

@@ -8,7 +8,7 @@ that ``score`` uses, so the recorded metrics are the ones a user reproduces.
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,13 @@ from typing import Any, Literal
 import numpy as np
 
 from emoji_batch.architectures import get_architecture, set_pretrained_trainable
+from emoji_batch.bert import (
+    DEFAULT_ENCODER_PACKAGE,
+    WordPieceEncoder,
+    encoder_config,
+    load_pretrained,
+    resolve_encoder,
+)
 from emoji_batch.bundle import Bundle, Manifest, check_new_bundle_dir, file_fingerprint, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import Labelled, check_labels, read_labelled
@@ -23,7 +30,7 @@ from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.labels import Label, read_mapping
 from emoji_batch.predict import Predictor, adjust_to_prior, pad_batch
-from emoji_batch.vocab import build_vocab, embedding_matrix, read_glove, tokenize
+from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ class TrainConfig:
     seed: int = 13
     min_count: int = 2
     max_vocab: int = 50_000
+    encoder: str | None = None
     max_length: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     command: str = ""
@@ -183,6 +191,48 @@ def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+InitWeights = Callable[[Any], None]
+
+
+def _prepare_glove(
+    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
+) -> tuple[WordVocab, InitWeights]:
+    """Vocabulary from the training text, and the GloVe rows to start the embedding from."""
+    if config.embeddings is None:
+        raise InputError(f"{config.architecture} needs --embeddings PATH (a GloVe text file)")
+    seen = {tok for text in train_clean for tok in tokenize(text)}
+    glove = read_glove(config.embeddings, seen)
+    vocab = build_vocab(train_clean, glove, config.min_count, config.max_vocab)
+    params |= {
+        "vocab_size": len(vocab),
+        "n_trainable": vocab.n_trainable,
+        "embedding_dim": len(next(iter(glove.values()))),
+    }
+    log.info("vocabulary %d words, %d without GloVe vectors", len(vocab), vocab.n_trainable - 2)
+    matrix = embedding_matrix(vocab, glove, config.seed)
+    return vocab, lambda model: model.get_layer("embedding").assign(matrix)
+
+
+def _prepare_bert(
+    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
+) -> tuple[WordPieceEncoder, InitWeights]:
+    """The encoder's tokenizer and config, and its pretrained weights to start from."""
+    directory = resolve_encoder(config.encoder)
+    log.info("encoder %s", directory)
+    params["encoder"] = encoder_config(directory)
+    params["encoder_source"] = config.encoder or DEFAULT_ENCODER_PACKAGE
+    tokenizer = WordPieceEncoder.from_directory(directory)
+    lengths = np.array([len(s) for s in tokenizer.encode(train_clean, 512)])
+    log.info(
+        "WordPiece lengths: median %d, 99th percentile %d, max %d; truncating at %d",
+        np.median(lengths),
+        np.percentile(lengths, 99),
+        lengths.max(),
+        params["max_length"],
+    )
+    return tokenizer, lambda model: load_pretrained(model.get_layer("encoder"), directory)
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
     import tf_keras as keras
@@ -190,8 +240,6 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
     check_new_bundle_dir(config.output, config.force)
-    if arch.family == "glove" and config.embeddings is None:
-        raise InputError(f"{arch.name} needs --embeddings PATH (a GloVe text file)")
 
     data = read_labelled(config.data, config.text_column, config.label_column)
     labels = _labels_for(config, data)
@@ -216,38 +264,35 @@ def train(config: TrainConfig) -> TrainResult:
     max_length = int(params["max_length"])
 
     train_clean = clean_texts(train_set.texts)
-    seen = {tok for text in train_clean for tok in tokenize(text)}
-    glove = read_glove(config.embeddings, seen)  # type: ignore[arg-type]
-    vocab = build_vocab(train_clean, glove, config.min_count, config.max_vocab)
-    params |= {
-        "vocab_size": len(vocab),
-        "n_trainable": vocab.n_trainable,
-        "embedding_dim": len(next(iter(glove.values()))),
-        "max_length": max_length,
-    }
-    log.info("vocabulary %d words, %d without GloVe vectors", len(vocab), vocab.n_trainable - 2)
-
+    params["max_length"] = max_length
+    prepare = _prepare_bert if arch.family == "bert" else _prepare_glove
+    encoder, init_weights = prepare(config, train_clean, params)
     model = arch.build(params, len(labels))
-    model.get_layer("embedding").assign(embedding_matrix(vocab, glove, config.seed))
+    init_weights(model)
 
     class_weight = _class_weights(config, train_set.labels, len(labels))
     train_ds = _dataset(
-        vocab.encode(train_clean, max_length),
+        encoder.encode(train_clean, max_length),
         train_set.labels,
         class_weight[train_set.labels],
         config.batch_size,
         config.seed,
     )
-    val_seqs = vocab.encode(clean_texts(val_set.texts), max_length)
+    val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
     val_ds = _dataset(val_seqs, val_set.labels, class_weight[val_set.labels], 256, None)
 
     history: list[dict[str, Any]] = []
     # Snapshots keyed by variable: get_weights() order shifts when trainability changes.
     best_loss, best = float("inf"), {id(v): v.numpy() for v in model.weights}
     for phase in arch.phases:
-        set_pretrained_trainable(model, phase.train_pretrained_embeddings)
+        set_pretrained_trainable(model, phase.train_pretrained)
+        epochs = config.max_epochs or phase.max_epochs
+        learning_rate: Any = phase.learning_rate
+        if phase.polynomial_decay:
+            steps = -(-len(train_set) // config.batch_size) * epochs
+            learning_rate = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, 0.0)
         model.compile(
-            optimizer=keras.optimizers.Adam(phase.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss="sparse_categorical_crossentropy",
             weighted_metrics=["accuracy"],
         )
@@ -257,7 +302,7 @@ def train(config: TrainConfig) -> TrainResult:
         fit = model.fit(
             train_ds,
             validation_data=val_ds,
-            epochs=config.max_epochs or phase.max_epochs,
+            epochs=epochs,
             callbacks=[stop],
             verbose=2,
         )
@@ -295,7 +340,7 @@ def train(config: TrainConfig) -> TrainResult:
             "seconds": round(time.perf_counter() - started, 1),
         },
     )
-    bundle = Bundle(config.output, manifest, model, vocab)
+    bundle = Bundle(config.output, manifest, model, encoder)
     raw = Predictor(bundle).predict_proba(val_set.texts)
     prior = np.bincount(train_set.labels, minlength=len(labels)) + 1.0
     prior /= prior.sum()
@@ -310,7 +355,7 @@ def train(config: TrainConfig) -> TrainResult:
     dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
     report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
     manifest.metrics = report.summary()
-    save_bundle(config.output, manifest, model, vocab)
+    save_bundle(config.output, manifest, model, encoder)
     (config.output / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     _plot_history(history, config.output / "curves.png")
     write_report(report, config.output / "evaluation")

@@ -13,6 +13,7 @@ import numpy as np
 
 from emoji_batch.errors import InputError
 
+VOCAB_FILE = "vocab.txt"
 PAD = "<pad>"
 UNK = "<unk>"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -45,8 +46,10 @@ class WordVocab:
             out.append(np.asarray(seq, dtype=np.int32))
         return out
 
-    def save(self, path: Path) -> None:
-        path.write_text("\n".join(self.words) + "\n", encoding="utf-8")
+    def save(self, directory: Path) -> dict[str, str]:
+        """Write ``vocab.txt`` (line number = id); return the manifest's file entries."""
+        (directory / VOCAB_FILE).write_text("\n".join(self.words) + "\n", encoding="utf-8")
+        return {"vocab": VOCAB_FILE}
 
     @classmethod
     def load(cls, path: Path, n_trainable: int) -> "WordVocab":

@@ -97,3 +97,44 @@ def tiny_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     )
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 16-wide BERT with a WordPiece vocabulary of the test words, saved the way
+    Hugging Face saves PyTorch checkpoints (config.json, model.safetensors, tokenizer.json)."""
+    from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, TFBertModel
+    from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
+
+    d = tmp_path_factory.mktemp("tiny_bert")
+    words = {w.strip("#@!") for ws in CUES.values() for w in ws} | set(FILLER) | {"user", "happy"}
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "#", "@", "!", *sorted(words)]
+    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer.save(str(d / "tokenizer.json"))
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    (d / "config.json").write_text(config.to_json_string())
+    model = TFBertModel(config)
+    model(model.dummy_inputs)
+    state = {}
+    for w in model.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            w.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=w.shape
+        )
+        value = w.numpy()
+        state[name.removeprefix("bert.")] = np.ascontiguousarray(value.T if transpose else value)
+    save_file(state, str(d / "model.safetensors"))
+    return d

@@ -32,6 +32,10 @@ def train_cli(
         Path | None, typer.Option(help="Kaggle Mapping.csv: label id -> emoji.")
     ] = None,
     embeddings: Annotated[Path | None, typer.Option(help="GloVe text file (GloVe family).")] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="BERT directory or hub name (BERT family) [default: packaged MiniLM]."),
+    ] = None,
     text_column: Annotated[str, typer.Option(help="Text column (case-insensitive).")] = "text",
     label_column: Annotated[str, typer.Option(help="Label id column.")] = "label",
     class_weight: Annotated[str, typer.Option(help="none or balanced.")] = "none",
@@ -60,6 +64,7 @@ def train_cli(
         data=data,
         output=output,
         embeddings=embeddings,
+        encoder=encoder,
         val=val,
         mapping=mapping,
         text_column=text_column,

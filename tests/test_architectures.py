@@ -1,0 +1,53 @@
+"""Every architecture builds, trains a step, saves, reloads and predicts identically."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoji_batch.architectures import ARCHITECTURES
+from emoji_batch.bundle import load_bundle
+from emoji_batch.predict import Predictor
+from tests.conftest import run_cli
+
+TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "", "zzz unknown"]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_trains_saves_and_reloads(
+    name: str, tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / name
+    args = [
+        "train",
+        name,
+        "--data",
+        tiny_data["train"],
+        "--val",
+        tiny_data["val"],
+        "--mapping",
+        tiny_data["mapping"],
+        "--output",
+        out,
+        "--max-epochs",
+        1,
+        "--batch-size",
+        32,
+    ]
+    if ARCHITECTURES[name].family == "glove":
+        args += ["--embeddings", tiny_data["glove"]]
+    else:
+        args += ["--encoder", tiny_bert]
+    assert run_cli(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["architecture"] == name
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == len(ARCHITECTURES[name].phases)  # one epoch per phase
+
+    bundle = load_bundle(out)
+    first = Predictor(bundle, batch_size=2).predict_proba(TEXTS)
+    again = Predictor(load_bundle(out), batch_size=5).predict_proba(TEXTS)
+    np.testing.assert_allclose(first, again, atol=1e-5)
+    assert first.shape == (len(TEXTS), 3)
+    np.testing.assert_allclose(first.sum(axis=1), 1.0, rtol=1e-5)
