@@ -42,8 +42,40 @@ def read_labelled(
 
 
 def check_labels(data: Labelled, labels: list[Label]) -> None:
-    bad = data.labels[(data.labels < 0) | (data.labels >= len(labels))]
+    known = [label.id for label in labels]
+    bad = data.labels[~np.isin(data.labels, known)]
     if bad.size:
         raise InputError(
-            f"{data.path}: label ids must lie in 0..{len(labels) - 1}; found {sorted(set(bad))[:5]}"
+            f"{data.path}: label ids must be among {known}; found {sorted(set(bad.tolist()))[:5]}"
         )
+
+
+def label_indices(data: Labelled, labels: list[Label]) -> np.ndarray:
+    """Dataset label ids -> positions in ``labels`` (the model's output order)."""
+    check_labels(data, labels)
+    index = {label.id: i for i, label in enumerate(labels)}
+    return np.array([index[int(i)] for i in data.labels], dtype=np.int32)
+
+
+def select(data: Labelled, rows: np.ndarray) -> Labelled:
+    return Labelled(data.path, [data.texts[i] for i in rows], data.labels[rows])
+
+
+def keep_labels(data: Labelled, ids: list[int]) -> Labelled:
+    """Only the rows whose label is one of ``ids``."""
+    return select(data, np.flatnonzero(np.isin(data.labels, ids)))
+
+
+def most_frequent(data: Labelled, n: int) -> list[int]:
+    """The ``n`` most frequent label ids (ties: lower id first), in id order."""
+    ids, counts = np.unique(data.labels, return_counts=True)
+    order = sorted(zip(-counts, ids, strict=True))[:n]
+    return sorted(int(i) for _, i in order)
+
+
+def downsample(data: Labelled, seed: int) -> Labelled:
+    """Every label cut to the count of the rarest one (random rows, order kept)."""
+    rng = np.random.default_rng(seed)
+    ids, counts = np.unique(data.labels, return_counts=True)
+    keep = [rng.choice(np.flatnonzero(data.labels == i), counts.min(), replace=False) for i in ids]
+    return select(data, np.sort(np.concatenate(keep)))

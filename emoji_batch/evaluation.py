@@ -68,8 +68,8 @@ def evaluate_probs(
     y_true: np.ndarray, probs: np.ndarray, labels: list[Label], dataset: str
 ) -> EvalReport:
     ids = [label.id for label in labels]
-    y_pred = probs.argmax(axis=1)
-    top3 = np.argsort(-probs, axis=1)[:, :3]
+    y_pred = np.asarray(ids)[probs.argmax(axis=1)]  # output position -> dataset label id
+    top3 = np.asarray(ids)[np.argsort(-probs, axis=1)[:, :3]]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     per_class = [
         ClassScore(lab.id, lab.emoji, lab.name, float(p[i]), float(r[i]), float(f[i]), int(s[i]))

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from emoji_batch.bundle import Bundle, bundle_files, load_bundle, resolve_model
 from emoji_batch.cleaning import clean_texts
-from emoji_batch.dataset import check_labels, read_labelled
+from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import DeviceChoice, resolve_device
 from emoji_batch.errors import InputError, LockedError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
@@ -338,7 +338,18 @@ def evaluate_file(
     """Accuracy, macro-F1 and per-class scores of a model on a labelled file."""
     labelled = read_labelled(data, text_column, label_column)
     predictor = load_predictor(model, models_dir, device, batch_size)
-    check_labels(labelled, predictor.bundle.labels)
+    ids = [label.id for label in predictor.bundle.labels]
+    inside = keep_labels(labelled, ids)
+    if len(inside) < len(labelled):
+        if not len(inside):
+            check_labels(labelled, predictor.bundle.labels)  # raises: nothing to evaluate
+        log.warning(
+            "%d of %d rows have labels this model does not predict; evaluating the other %d",
+            len(labelled) - len(inside),
+            len(labelled),
+            len(inside),
+        )
+        labelled = inside
     probs = predictor.predict_proba(labelled.texts)
     report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, data.name)
     if report_dir is not None:

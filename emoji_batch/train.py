@@ -7,6 +7,7 @@ that ``score`` uses, so the recorded metrics are the ones a user reproduces.
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,16 @@ from emoji_batch.bert import (
 )
 from emoji_batch.bundle import Bundle, Manifest, check_new_bundle_dir, file_fingerprint, save_bundle
 from emoji_batch.cleaning import clean_texts
-from emoji_batch.dataset import Labelled, check_labels, read_labelled
+from emoji_batch.dataset import (
+    Labelled,
+    check_labels,
+    downsample,
+    keep_labels,
+    label_indices,
+    most_frequent,
+    read_labelled,
+    select,
+)
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.labels import Label, read_mapping
@@ -55,6 +65,8 @@ class TrainConfig:
     seed: int = 13
     min_count: int = 2
     max_vocab: int = 50_000
+    labels: str = "all"
+    balance: Literal["none", "downsample"] = "none"
     encoder: str | None = None
     max_length: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -87,10 +99,7 @@ def _split(config: TrainConfig, data: Labelled) -> tuple[Labelled, Labelled]:
     except ValueError:  # a class too rare to stratify
         tr, va = train_test_split(idx, test_size=config.val_fraction, random_state=config.seed)
 
-    def take(rows: np.ndarray) -> Labelled:
-        return Labelled(data.path, [data.texts[i] for i in rows], data.labels[rows])
-
-    return take(tr), take(va)
+    return select(data, tr), select(data, va)
 
 
 def _batches(
@@ -194,6 +203,14 @@ def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
 InitWeights = Callable[[Any], None]
 
 
+def _top_n(spec: str) -> int:
+    """``"top9"`` -> 9: keep that many most frequent labels."""
+    match = re.fullmatch(r"top([1-9][0-9]*)", spec)
+    if match is None:
+        raise InputError(f"--labels must be 'all' or 'topN' (e.g. top9), not {spec!r}")
+    return int(match.group(1))
+
+
 def _prepare_glove(
     config: TrainConfig, train_clean: list[str], params: dict[str, Any]
 ) -> tuple[WordVocab, InitWeights]:
@@ -242,17 +259,27 @@ def train(config: TrainConfig) -> TrainResult:
     check_new_bundle_dir(config.output, config.force)
 
     data = read_labelled(config.data, config.text_column, config.label_column)
-    labels = _labels_for(config, data)
+    labels = all_labels = _labels_for(config, data)
     check_labels(data, labels)
+    if config.labels != "all":
+        keep = most_frequent(data, _top_n(config.labels))
+        labels = [label for label in labels if label.id in keep]
+        data = keep_labels(data, keep)
+    if config.balance == "downsample":
+        data = downsample(data, config.seed)
     if config.val is not None:
-        train_set, val_set = (
-            data,
-            read_labelled(config.val, config.text_column, config.label_column),
-        )
-        check_labels(val_set, labels)
+        val_set = read_labelled(config.val, config.text_column, config.label_column)
+        check_labels(val_set, all_labels)
+        train_set, val_set = data, keep_labels(val_set, [label.id for label in labels])
     else:
         train_set, val_set = _split(config, data)
-    log.info("split sizes: train %d, validation %d", len(train_set), len(val_set))
+    log.info(
+        "%d labels; split sizes: train %d, validation %d",
+        len(labels),
+        len(train_set),
+        len(val_set),
+    )
+    y_train, y_val = label_indices(train_set, labels), label_indices(val_set, labels)
 
     keras.utils.set_random_seed(config.seed)
     unknown = sorted(set(config.overrides) - set(arch.defaults))
@@ -270,16 +297,16 @@ def train(config: TrainConfig) -> TrainResult:
     model = arch.build(params, len(labels))
     init_weights(model)
 
-    class_weight = _class_weights(config, train_set.labels, len(labels))
+    class_weight = _class_weights(config, y_train, len(labels))
     train_ds = _dataset(
         encoder.encode(train_clean, max_length),
-        train_set.labels,
-        class_weight[train_set.labels],
+        y_train,
+        class_weight[y_train],
         config.batch_size,
         config.seed,
     )
     val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
-    val_ds = _dataset(val_seqs, val_set.labels, class_weight[val_set.labels], 256, None)
+    val_ds = _dataset(val_seqs, y_val, class_weight[y_val], 256, None)
 
     history: list[dict[str, Any]] = []
     # Snapshots keyed by variable: get_weights() order shifts when trainability changes.
@@ -342,9 +369,9 @@ def train(config: TrainConfig) -> TrainResult:
     )
     bundle = Bundle(config.output, manifest, model, encoder)
     raw = Predictor(bundle).predict_proba(val_set.texts)
-    prior = np.bincount(train_set.labels, minlength=len(labels)) + 1.0
+    prior = np.bincount(y_train, minlength=len(labels)) + 1.0
     prior /= prior.sum()
-    power = _choose_prior_power(raw, val_set.labels, prior)
+    power = _choose_prior_power(raw, y_val, prior)
     log.info("prior power %.1f chosen on the validation set", power)
     manifest.calibration = {
         "label_prior": [round(float(p), 6) for p in prior],

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import make_rows, run_cli
 
 
 def test_train_writes_bundle_and_reports(tiny_bundle: Path) -> None:
@@ -72,10 +72,74 @@ def test_train_unknown_architecture(
         ["train", "glove_nope", "--data", tiny_data["train"], "--output", tmp_path / "b"]
     )
     assert code == 2
-    assert "known: glove_bilstm" in capsys.readouterr().err
+    assert (
+        "known: bert_bilstm, bert_classifier, fine_tuned_bert, glove_bilstm"
+        in capsys.readouterr().err
+    )
 
 
 def test_models_list_finds_bundles(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["models", "list", "--models-dir", tiny_bundle.parent]) == 0
     out = capsys.readouterr().out
     assert "tiny_bilstm" in out and "glove_bilstm" in out and "macro-F1" in out
+
+
+def test_top_n_downsampled_protocol(
+    tiny_data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "top2"
+    code = run_cli(
+        [
+            "train",
+            "glove_cnn",
+            "--data",
+            tiny_data["train"],
+            "--mapping",
+            tiny_data["mapping"],
+            "--embeddings",
+            tiny_data["glove"],
+            "--output",
+            out,
+            "--labels",
+            "top2",
+            "--balance",
+            "downsample",
+            "--max-epochs",
+            1,
+        ]
+    )
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = {0: 0, 1: 0, 2: 0}
+    for _, label in make_rows(240, 1):
+        counts[label] += 1
+    top2 = sorted(sorted(counts, key=lambda i: (-counts[i], i))[:2])
+    assert [label["id"] for label in manifest["labels"]] == top2
+    split = manifest["training"]["split"]
+    assert split["train"] + split["validation"] == 2 * min(counts[i] for i in top2)
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--model", out, "--data", tiny_data["val"]]) == 0
+    captured = capsys.readouterr()
+    assert "labels this model does not predict" in captured.err
+    assert f"{len([r for r in make_rows(60, 2) if r[1] in top2])} rows" in captured.out
+
+
+def test_unknown_labels_spec(
+    tiny_data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_cli(
+        [
+            "train",
+            "glove_cnn",
+            "--data",
+            tiny_data["train"],
+            "--embeddings",
+            tiny_data["glove"],
+            "--output",
+            tmp_path / "x",
+            "--labels",
+            "best9",
+        ]
+    )
+    assert code == 2
+    assert "topN" in capsys.readouterr().err

@@ -39,6 +39,12 @@ def train_cli(
     text_column: Annotated[str, typer.Option(help="Text column (case-insensitive).")] = "text",
     label_column: Annotated[str, typer.Option(help="Label id column.")] = "label",
     class_weight: Annotated[str, typer.Option(help="none or balanced.")] = "none",
+    labels: Annotated[
+        str, typer.Option(help="all, or topN: only the N most frequent labels (e.g. top9).")
+    ] = "all",
+    balance: Annotated[
+        str, typer.Option(help="none, or downsample: every label cut to the rarest one's count.")
+    ] = "none",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     max_epochs: Annotated[int | None, typer.Option(min=1, help="Cap epochs per phase.")] = None,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience.")] = 2,
@@ -59,6 +65,8 @@ def train_cli(
 
     if class_weight not in ("none", "balanced"):
         raise typer.BadParameter("use none or balanced", param_hint="--class-weight")
+    if balance not in ("none", "downsample"):
+        raise typer.BadParameter("use none or downsample", param_hint="--balance")
     config = TrainConfig(
         architecture=architecture,
         data=data,
@@ -70,6 +78,8 @@ def train_cli(
         text_column=text_column,
         label_column=label_column,
         class_weight=class_weight,  # type: ignore[arg-type]
+        labels=labels,
+        balance=balance,  # type: ignore[arg-type]
         batch_size=batch_size,
         max_epochs=max_epochs,
         patience=patience,
