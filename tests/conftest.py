@@ -70,30 +70,36 @@ def run_cli(args: list[str]) -> int:
     raise AssertionError("main() must always exit")
 
 
+def train_args(
+    name: str,
+    data: dict[str, Path],
+    out: Path,
+    *extra: object,
+    val: bool = True,
+    encoder: Path | None = None,
+) -> list:
+    """``emoji-batch train NAME`` on the tiny data: GloVe file, or ``encoder`` for BERT."""
+    args: list = ["train", name, "--data", data["train"], "--mapping", data["mapping"]]
+    args += ["--val", data["val"]] if val else []
+    args += ["--encoder", encoder] if encoder else ["--embeddings", data["glove"]]
+    return [*args, "--output", out, *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny_bilstm"
     code = run_cli(
-        [
-            "train",
+        train_args(
             "glove_bilstm",
-            "--data",
-            tiny_data["train"],
-            "--val",
-            tiny_data["val"],
-            "--mapping",
-            tiny_data["mapping"],
-            "--embeddings",
-            tiny_data["glove"],
-            "--output",
+            tiny_data,
             out,
             "--max-epochs",
             3,
-            "--set",
-            "units=8",
             "--batch-size",
             16,
-        ]
+            "--set",
+            "units=8",
+        )
     )
     assert code == 0
     return out

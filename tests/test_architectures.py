@@ -9,7 +9,7 @@ import pytest
 from emoji_batch.architectures import ARCHITECTURES
 from emoji_batch.bundle import load_bundle
 from emoji_batch.predict import Predictor
-from tests.conftest import run_cli
+from tests.conftest import run_cli, train_args
 
 TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "", "zzz unknown"]
 
@@ -19,26 +19,17 @@ def test_trains_saves_and_reloads(
     name: str, tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / name
-    args = [
-        "train",
+    bert = ARCHITECTURES[name].family == "bert"
+    args = train_args(
         name,
-        "--data",
-        tiny_data["train"],
-        "--val",
-        tiny_data["val"],
-        "--mapping",
-        tiny_data["mapping"],
-        "--output",
+        tiny_data,
         out,
         "--max-epochs",
         1,
         "--batch-size",
         32,
-    ]
-    if ARCHITECTURES[name].family == "glove":
-        args += ["--embeddings", tiny_data["glove"]]
-    else:
-        args += ["--encoder", tiny_bert]
+        encoder=tiny_bert if bert else None,
+    )
     assert run_cli(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["architecture"] == name

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_rows, run_cli
+from tests.conftest import make_rows, run_cli, train_args
 
 
 def test_train_writes_bundle_and_reports(tiny_bundle: Path) -> None:
@@ -89,16 +89,9 @@ def test_top_n_downsampled_protocol(
 ) -> None:
     out = tmp_path / "top2"
     code = run_cli(
-        [
-            "train",
+        train_args(
             "glove_cnn",
-            "--data",
-            tiny_data["train"],
-            "--mapping",
-            tiny_data["mapping"],
-            "--embeddings",
-            tiny_data["glove"],
-            "--output",
+            tiny_data,
             out,
             "--labels",
             "top2",
@@ -106,7 +99,8 @@ def test_top_n_downsampled_protocol(
             "downsample",
             "--max-epochs",
             1,
-        ]
+            val=False,
+        )
     )
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
