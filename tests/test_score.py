@@ -142,3 +142,24 @@ def test_shipped_default_scores_sample(tmp_path: Path) -> None:
     result = pl.read_parquet(out)
     assert result.height == 300
     assert result["emoji_1"].null_count() == result["score_error"].is_not_null().sum()
+
+
+def test_gpu_asked_for_but_absent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU: the refusal cannot happen here")
+    out = tmp_path / "gpu.csv"
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--device", "gpu"]) == 2
+    assert "TensorFlow sees no GPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_quiet_prints_nothing(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.csv"
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert out.exists()
