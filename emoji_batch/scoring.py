@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from emoji_batch import logs
 from emoji_batch.bundle import Bundle, bundle_files, load_bundle, resolve_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
@@ -240,19 +241,13 @@ def score_file(
         k = min(top_k_labels, predictor.n_labels)
         schema = output_schema(reader.schema, k)
         name = predictor.bundle.name
-        log.info(
-            "model %s on %s",
-            name,
-            predictor.device,
-            extra={
-                "event": "start",
-                "fields": {
-                    "model": name,
-                    "device": predictor.device,
-                    "input": str(input_path),
-                    "output": str(output_path),
-                },
-            },
+        logs.emit(
+            "start",
+            f"model {name} on {predictor.device}",
+            model=name,
+            device=predictor.device,
+            input=str(input_path),
+            output=str(output_path),
         )
         bar = tqdm(
             total=reader.total_rows, unit="rows", disable=None if progress is None else not progress
@@ -273,55 +268,57 @@ def score_file(
             else:
                 with output_lock(output_path):
                     if resume:
-                        options = {
-                            "text_column": text_col,
-                            "top_k": k,
-                            "chunk_rows": chunk_rows,
-                            "batch_size": batch_size,
-                            "output_format": out_fmt,
-                        }
                         journal = Journal(
                             output_path,
-                            {
-                                "input": {
-                                    "path": str(input_path.resolve()),
-                                    **input_fingerprint(input_path),
+                            _run_fingerprint(
+                                input_path,
+                                predictor,
+                                {
+                                    "text_column": text_col,
+                                    "top_k": k,
+                                    "chunk_rows": chunk_rows,
+                                    "batch_size": batch_size,
+                                    "output_format": out_fmt,
                                 },
-                                "model": file_digest(*bundle_files(predictor.bundle)),
-                                "options": options,
-                            },
+                            ),
                         )
                         resumed = journal.start()
-                        if resumed:
-                            log.info(
-                                "resuming after %d finished chunks",
-                                resumed,
-                                extra={"event": "resume", "fields": {"chunks": resumed}},
-                            )
                         chunks = iter(reader)
-                        for _ in itertools.islice(chunks, resumed):
-                            bar.update(chunk_rows)
+                        if resumed:
+                            logs.emit(
+                                "resume",
+                                f"resuming after {resumed} finished chunks",
+                                chunks=resumed,
+                            )
+                            bar.update(sum(c.num_rows for c in itertools.islice(chunks, resumed)))
                         for index, table in enumerate(scored(chunks), start=resumed):
                             journal.save(index, table)
-                        with atomic_output(output_path, force) as tmp:
-                            _write_all(tmp, out_fmt, schema, journal.parts(), tally)
-                        journal.remove()
+                        tables: Iterable[pa.Table] = journal.parts()
                     else:
-                        with atomic_output(output_path, force) as tmp:
-                            _write_all(tmp, out_fmt, schema, scored(reader), tally)
+                        tables = scored(reader)
+                    with atomic_output(output_path, force) as tmp:
+                        _write_all(tmp, out_fmt, schema, tables, tally)
+                    if resume:
+                        journal.remove()
         finally:
             bar.close()
     finally:
         reader.close()
+    seconds = time.perf_counter() - started
     return ScoreSummary(
-        tally.rows,
-        tally.errors,
-        time.perf_counter() - started,
-        str(output_path),
-        name,
-        predictor.device,
-        resumed,
+        tally.rows, tally.errors, seconds, str(output_path), name, predictor.device, resumed
     )
+
+
+def _run_fingerprint(
+    input_path: Path, predictor: Predictor, options: dict[str, object]
+) -> dict[str, object]:
+    """What a resumed run must share with the run it continues: input, model and options."""
+    return {
+        "input": {"path": str(input_path.resolve()), **input_fingerprint(input_path)},
+        "model": file_digest(*bundle_files(predictor.bundle)),
+        "options": options,
+    }
 
 
 def evaluate_file(
