@@ -200,10 +200,11 @@ class ChunkReader:
                 if fmt == "csv":
                     raise self._csv_error(exc) from exc
                 raise InputError(f"cannot read {where} as {fmt}: {exc}") from exc
-        except (OSError, InputError) as exc:
+        except InputError:
             self.close()
-            if isinstance(exc, InputError):
-                raise
+            raise
+        except OSError as exc:
+            self.close()
             raise InputError(f"cannot read {where} as {fmt}: {exc}") from exc
 
     def _ragged_row(self, row: pacsv.InvalidRow) -> str:
