@@ -253,7 +253,11 @@ def build_glove_gru_attention(config: dict[str, Any], n_labels: int) -> keras.Mo
 
 
 def _bert_input(config: dict[str, Any]) -> tuple[keras.Input, Any]:
+    import transformers
     from transformers import BertConfig, TFBertModel
+
+    # Its TensorFlow deprecation notice would break --log-format json on stderr.
+    transformers.logging.set_verbosity_error()
 
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     encoder = TFBertModel(BertConfig(**config["encoder"]), name="encoder")
