@@ -14,13 +14,17 @@ def size_mb(directory: Path) -> float:
 
 
 def main(paths: list[str]) -> None:
-    print("| model | Val macro-F1 | Val accuracy | epochs | train wall time | bundle | command |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| model | evaluated on | labels | macro-F1 | accuracy | epochs | train wall time "
+        "| bundle | command |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for path in map(Path, paths):
         m = json.loads((path / "manifest.json").read_text())
         t, s = m["training"], m["metrics"]
         print(
-            f"| `{m['architecture']}` | {s['macro_f1']} | {s['accuracy']}% | {t['epochs']} "
+            f"| `{m['architecture']}` | {s['dataset']}, {s['rows']} rows | {len(m['labels'])} "
+            f"| {s['macro_f1']} | {s['accuracy']}% | {t['epochs']} "
             f"| {t['seconds']:.0f} s | {size_mb(path):.1f} MB | `{t['command']}` |"
         )
 
