@@ -378,7 +378,8 @@ def train(config: TrainConfig) -> TrainResult:
         "prior_power": power,
         "chosen_on": "validation macro-F1",
     }
-    probs = Predictor(bundle).predict_proba(val_set.texts)
+    # Exactly what the Predictor does with the stored calibration, without rerunning the model.
+    probs = adjust_to_prior(raw, manifest.calibration["label_prior"], power)
     dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
     report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
     manifest.metrics = report.summary()
