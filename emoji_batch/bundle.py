@@ -5,7 +5,6 @@ architecture registered in :mod:`emoji_batch.architectures`; nothing in a bundle
 ever executed or unpickled.
 """
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 from emoji_batch import __version__
 from emoji_batch.cleaning import CLEANING_VERSION
 from emoji_batch.errors import InputError, ModelError
+from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label
 
 FORMAT_VERSION = 1
@@ -159,11 +159,7 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
 
 def file_fingerprint(path: Path, rows: int) -> dict[str, Any]:
     """Identify training data by row count and content hash."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": path.name, "rows": rows, "sha256": digest.hexdigest()}
+    return {"path": path.name, "rows": rows, "sha256": file_digest(path)}
 
 
 # --- finding bundles ---------------------------------------------------------------

@@ -9,6 +9,7 @@ beside the target and are renamed into place only after a complete, fsynced writ
 
 import contextlib
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -306,6 +307,16 @@ class TableWriter:
             self._jsonl.close()
         else:
             self._jsonl.flush()
+
+
+def file_digest(*paths: Path) -> str:
+    """sha256 over the bytes of ``paths`` in order, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_path(path: Path) -> None:

@@ -7,7 +7,6 @@ options are unchanged, skips the saved chunks and scores the rest; the output is
 assembled from all chunks in order, exactly as an uninterrupted run writes it.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,17 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from emoji_batch.errors import InputError
+from emoji_batch.fileio import file_digest
 
 JOURNAL = "journal.json"
-
-
-def file_digest(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def input_fingerprint(path: Path) -> dict[str, Any]:

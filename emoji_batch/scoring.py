@@ -34,11 +34,12 @@ from emoji_batch.fileio import (
     atomic_output,
     check_output,
     detect_format,
+    file_digest,
     find_column,
     is_stdio,
 )
 from emoji_batch.predict import Predictor, top_k
-from emoji_batch.resume import Journal, file_digest, input_fingerprint
+from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
 
