@@ -1,12 +1,13 @@
 # Two commands set everything up on a machine with Python 3.11, pip and make:
 #   make demo   installs into .venv and scores sample_data/ with the shipped default model
 #   make test   installs into .venv and runs the test suite and the linter (what CI runs)
+#   make bench  adds torch (CPU wheel) to .venv and prints benchmarks/bench.py's table
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -25,6 +26,10 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -18,7 +18,7 @@ import numpy as np
 from emoji_batch import __version__
 from emoji_batch.cleaning import CLEANING_VERSION
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.fileio import file_digest
+from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
 
 FORMAT_VERSION = 1
@@ -44,6 +44,8 @@ class Manifest:
     created: str = ""
     files: dict[str, str] | None = None
     calibration: dict[str, Any] | None = None
+    # Reduced-precision copies beside the fp32 weights, with how they compared to fp32.
+    precisions: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Manifest:
             "created": self.created,
             "files": self.files or {},
             "calibration": self.calibration,
+            "precisions": self.precisions or {},
         }
 
     @classmethod
@@ -89,6 +92,7 @@ class Manifest:
                 created=data.get("created", ""),
                 files=data["files"],
                 calibration=_check_calibration(data.get("calibration"), len(data["labels"]), where),
+                precisions=dict(data.get("precisions") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed manifest ({exc!r})") from exc
@@ -138,7 +142,9 @@ def read_manifest(directory: Path) -> Manifest:
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
     text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
-    (directory / MANIFEST).write_text(text, encoding="utf-8")
+    with atomic_output(directory / MANIFEST, force=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o644)
 
 
 def save_weights(path: Path, weights: dict[str, np.ndarray]) -> None:

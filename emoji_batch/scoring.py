@@ -38,7 +38,7 @@ from emoji_batch.fileio import (
     find_column,
     is_stdio,
 )
-from emoji_batch.predict import Predictor, top_k
+from emoji_batch.predict import PrecisionChoice, Predictor, resolve_precision, top_k
 from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class ScoreSummary:
     output: str
     model: str
     device: str
+    precision: str = "fp32"
     resumed_chunks: int = 0
 
     @property
@@ -66,7 +67,7 @@ class ScoreSummary:
         return (
             f"scored {self.rows} rows ({self.error_rows} not scorable{resumed}) in "
             f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) with {self.model} "
-            f"on {self.device} -> {self.output}"
+            f"({self.precision}) on {self.device} -> {self.output}"
         )
 
     def fields(self) -> dict[str, object]:
@@ -78,6 +79,7 @@ class ScoreSummary:
             "output": self.output,
             "model": self.model,
             "device": self.device,
+            "precision": self.precision,
             "resumed_chunks": self.resumed_chunks,
         }
 
@@ -140,11 +142,16 @@ def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int)
 
 
 def load_predictor(
-    model: str | None, models_dir: Path | None, device: DeviceChoice, batch_size: int
+    model: str | None,
+    models_dir: Path | None,
+    device: DeviceChoice,
+    batch_size: int,
+    precision: PrecisionChoice = "auto",
 ) -> Predictor:
     where = resolve_device(device)  # imports TensorFlow quietly, before the model needs it
     bundle: Bundle = load_bundle(resolve_model(model, models_dir))
-    return Predictor(bundle, device=where, batch_size=batch_size)
+    chosen = resolve_precision(precision, bundle, where)
+    return Predictor(bundle, device=where, batch_size=batch_size, precision=chosen)
 
 
 @contextlib.contextmanager
@@ -210,6 +217,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     batch_size: int = 256,
     device: DeviceChoice = "auto",
+    precision: PrecisionChoice = "auto",
     force: bool = False,
     resume: bool = False,
     progress: bool | None = None,
@@ -238,15 +246,16 @@ def score_file(
     reader = ChunkReader(input_path, in_fmt, chunk_rows)
     try:
         text_col = find_column(reader.schema.names, text_column, "text")
-        predictor = load_predictor(model, models_dir, device, batch_size)
+        predictor = load_predictor(model, models_dir, device, batch_size, precision)
         k = min(top_k_labels, predictor.n_labels)
         schema = output_schema(reader.schema, k)
         name = predictor.bundle.name
         logs.emit(
             "start",
-            f"model {name} on {predictor.device}",
+            f"model {name} ({predictor.precision}) on {predictor.device}",
             model=name,
             device=predictor.device,
+            precision=predictor.precision,
             input=str(input_path),
             output=str(output_path),
         )
@@ -279,6 +288,7 @@ def score_file(
                                     "top_k": k,
                                     "chunk_rows": chunk_rows,
                                     "batch_size": batch_size,
+                                    "precision": predictor.precision,
                                     "output_format": out_fmt,
                                 },
                             ),
@@ -307,7 +317,14 @@ def score_file(
         reader.close()
     seconds = time.perf_counter() - started
     return ScoreSummary(
-        tally.rows, tally.errors, seconds, str(output_path), name, predictor.device, resumed
+        tally.rows,
+        tally.errors,
+        seconds,
+        str(output_path),
+        name,
+        predictor.device,
+        predictor.precision,
+        resumed,
     )
 
 
@@ -332,10 +349,13 @@ def evaluate_file(
     label_column: str = "label",
     device: DeviceChoice = "auto",
     batch_size: int = 256,
+    precision: PrecisionChoice = "auto",
 ) -> EvalReport:
-    """Accuracy, macro-F1 and per-class scores of a model on a labelled file."""
+    """Accuracy, macro-F1 and per-class scores of a model on a labelled file, with the
+    precision ``score`` would use (``auto``) unless told otherwise."""
     labelled = read_labelled(data, text_column, label_column)
-    predictor = load_predictor(model, models_dir, device, batch_size)
+    predictor = load_predictor(model, models_dir, device, batch_size, precision)
+    log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, data)
     ids = [label.id for label in predictor.bundle.labels]
     inside = keep_labels(labelled, ids)
     if len(inside) < len(labelled):

@@ -8,7 +8,7 @@ import traceback
 import typer
 
 from emoji_batch import logs
-from emoji_batch.cli import evaluate, models, score, train
+from emoji_batch.cli import evaluate, models, quantize, score, train
 from emoji_batch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EmojiBatchError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command("score")(score.score_cli)
 app.command("train")(train.train_cli)
 app.command("evaluate")(evaluate.evaluate_cli)
+app.command("quantize")(quantize.quantize_cli)
 app.add_typer(models.app, name="models")
 
 

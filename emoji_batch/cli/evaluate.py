@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from emoji_batch.device import DeviceChoice
+from emoji_batch.predict import PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import evaluate_file
 
 
@@ -20,6 +21,7 @@ def evaluate_cli(
     label_column: Annotated[str, typer.Option()] = "label",
     device: Annotated[DeviceChoice, typer.Option()] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
 ) -> None:
     """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""
     report = evaluate_file(
@@ -31,6 +33,7 @@ def evaluate_cli(
         label_column=label_column,
         device=device,
         batch_size=batch_size,
+        precision=precision,
     )
     typer.echo(report.table())
     if report_dir is not None:

@@ -37,4 +37,11 @@ def list_cli(
         default = "  [default]" if name == DEFAULT_MODEL else ""
         emoji = "".join(label.emoji for label in m.labels)
         typer.echo(f"{name}{default}\n  {m.architecture}, {len(m.labels)} labels {emoji}")
-        typer.echo(f"  {score}\n  {path}")
+        typer.echo(f"  {score}")
+        if "int8" in (m.precisions or {}):
+            check = m.precisions["int8"]
+            typer.echo(
+                f"  int8 copy: top-1 agreement {100 * check['top1_agreement']:.2f}% "
+                f"with fp32, macro-F1 {check['int8_macro_f1']} on {check['dataset']}"
+            )
+        typer.echo(f"  {path}")

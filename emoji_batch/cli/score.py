@@ -7,6 +7,7 @@ import typer
 
 from emoji_batch import logs
 from emoji_batch.device import DeviceChoice
+from emoji_batch.predict import PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, score_file
 
 LogFormatOption = Annotated[
@@ -49,6 +50,7 @@ def score_cli(
     ] = DEFAULT_CHUNK_ROWS,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
     device: Annotated[DeviceChoice, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT.")] = False,
     resume: Annotated[
         bool,
@@ -78,6 +80,7 @@ def score_cli(
         chunk_rows=chunk_rows,
         batch_size=batch_size,
         device=device,
+        precision=precision,
         force=force,
         resume=resume,
         progress=False if quiet else None,

@@ -1,0 +1,329 @@
+"""Scoring speed and memory of emoji-batch against the ways people would otherwise do it.
+
+Every measurement runs in its own child process, so each peak RSS is that approach's
+alone (``os.wait4``) and no approach warms a cache for another. Ratios compare numbers
+from this one run. Usage (``make bench`` runs the defaults)::
+
+    python benchmarks/bench.py [--bert-model models/fine_tuned_bert] [--glove-model glove_cnn]
+
+Approaches, per model family:
+  emoji-batch   ``emoji-batch score FILE.parquet -o OUT.parquet``: the whole process,
+                Python and TensorFlow start-up included, file in -> file out
+  notebook      the research notebook's way: every tweet padded to 100 tokens, batches
+                of 32, ``model.predict`` per batch; timed from texts in memory to
+                probabilities, start-up and file I/O not counted
+  hf-pipeline   ``transformers.pipeline("text-classification")`` in PyTorch on the same
+                weights, batch 64 (BERT family only; needs the ``bench`` extra: torch);
+                timed like notebook
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "tweeteval-emoji"
+CACHE = ROOT / "benchmarks" / ".cache"
+BIN = Path(sys.executable).parent
+
+
+def tweets_file(rows: int, suffix: str) -> Path:
+    """``rows`` TweetEval tweets (Train.csv then Val.csv, repeated), written once."""
+    import polars as pl
+
+    path = CACHE / f"tweets_{rows}.{suffix}"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    source = pl.concat(
+        [pl.read_csv(DATA / name, infer_schema=False) for name in ("Train.csv", "Val.csv")]
+    ).select(pl.col("id"), pl.col("TEXT").alias("text"))
+    table = pl.concat([source] * (rows // len(source) + 1)).head(rows)
+    table = table.with_columns(pl.int_range(rows).alias("id"))
+    tmp = path.with_suffix(".tmp")
+    table.write_parquet(tmp) if suffix == "parquet" else table.write_csv(tmp)
+    tmp.rename(path)
+    return path
+
+
+def measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return its wall seconds, its peak RSS in MB and its stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{err.read().decode()[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def score_e2e(model: str, data: Path, *extra: str) -> dict[str, Any]:
+    out = CACHE / f"out{''.join(data.suffixes)}"
+    cmd = [str(BIN / "emoji-batch"), "score", str(data), "-o", str(out), "--model", model]
+    seconds, rss, _ = measured([*cmd, "--force", "--quiet", *extra])
+    return {"seconds": seconds, "rss_mb": rss, "output": out}
+
+
+def child(approach: str, model: str, data: Path) -> dict[str, Any]:
+    """An alternative approach, in a child process; returns its loop time and RSS."""
+    cmd = [sys.executable, __file__, "--child", approach, "--model", model, "--data", str(data)]
+    seconds, rss, stdout = measured(cmd)
+    return {**json.loads(stdout.strip().splitlines()[-1]), "rss_mb": rss, "process_s": seconds}
+
+
+# --- the alternatives, run inside a child process ------------------------------------
+
+
+def _texts(data: Path) -> list[str]:
+    import polars as pl
+
+    from emoji_batch.cleaning import clean_texts
+
+    return clean_texts(pl.read_parquet(data)["text"].to_list())
+
+
+def run_notebook(model: str, data: Path) -> dict[str, Any]:
+    from emoji_batch.bundle import load_bundle, resolve_model
+    from emoji_batch.device import tensorflow
+
+    tf = tensorflow()
+    bundle = load_bundle(resolve_model(model, None))
+    texts = _texts(data)
+    started = time.perf_counter()
+    seqs = bundle.encoder.encode(texts, 100)
+    padded = tf.keras.utils.pad_sequences(seqs, maxlen=100, padding="post", truncating="post")
+    probs = [bundle.model.predict(padded[i : i + 32], verbose=0) for i in range(0, len(padded), 32)]
+    seconds = time.perf_counter() - started
+    return {"rows": len(texts), "seconds": seconds, "top1": _top1(bundle, probs)}
+
+
+def run_hf_pipeline(model: str, data: Path) -> dict[str, Any]:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import pipeline as hf_pipeline
+    from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
+
+    from emoji_batch.bundle import bundle_file, load_bundle, resolve_model
+
+    bundle = load_bundle(resolve_model(model, None))
+    if bundle.manifest.architecture != "fine_tuned_bert":
+        raise SystemExit("hf-pipeline needs a fine_tuned_bert bundle")
+    encoder = bundle.model.get_layer("encoder")
+    config = BertConfig(**bundle.manifest.config["encoder"], num_labels=len(bundle.labels))
+    torch_model = BertForSequenceClassification(config).eval()
+    shapes = {name: tuple(v.shape) for name, v in torch_model.state_dict().items()}
+    state = {}
+    for w in encoder.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            w.name, start_prefix_to_remove=encoder.name + "/", tf_weight_shape=w.shape
+        )
+        value = w.numpy().T if transpose else w.numpy()
+        # The name rules also transpose embedding tables, which PyTorch keeps as they are.
+        state[name] = torch.from_numpy(value if value.shape == shapes[name] else value.T)
+    kernel, bias = bundle.model.get_layer("probs").get_weights()
+    state["classifier.weight"] = torch.from_numpy(kernel.T)
+    state["classifier.bias"] = torch.from_numpy(bias)
+    state = {name: v.contiguous() for name, v in state.items()}
+    missing, unexpected = torch_model.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise SystemExit(f"weights do not map: missing {missing}, unexpected {unexpected}")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(bundle_file(bundle.directory, bundle.manifest, "tokenizer")),
+        pad_token="[PAD]",
+    )
+    classify = hf_pipeline(
+        "text-classification", model=torch_model, tokenizer=tokenizer, device="cpu"
+    )
+    texts = _texts(data)
+    started = time.perf_counter()
+    results = classify(texts, batch_size=64, truncation=True, max_length=64, top_k=None)
+    seconds = time.perf_counter() - started
+    probs = np.zeros((len(texts), len(bundle.labels)), dtype=np.float32)
+    for row, scores in zip(probs, results, strict=True):
+        for score in scores:
+            row[config.label2id[score["label"]]] = score["score"]
+    return {"rows": len(texts), "seconds": seconds, "top1": _top1(bundle, [probs])}
+
+
+def _top1(bundle: Any, probs: list[Any]) -> list[int]:
+    """Top-1 output positions after the bundle's calibration, as emoji-batch decides."""
+    from emoji_batch.predict import adjust_to_prior
+
+    joined = np.concatenate(probs)
+    calibration = bundle.manifest.calibration
+    if calibration is not None:
+        joined = adjust_to_prior(joined, calibration["label_prior"], calibration["prior_power"])
+    return joined.argmax(axis=1).tolist()
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def agreement(a: list[int], b: list[int]) -> float:
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def our_top1(output: Path, bundle_dir: Path, rows: int) -> list[int]:
+    """Output positions of emoji_1 in the emoji-batch output, to compare predictions."""
+    import polars as pl
+
+    from emoji_batch.bundle import read_manifest
+
+    emoji = [label.emoji for label in read_manifest(bundle_dir).labels]
+    return [emoji.index(e) for e in pl.read_parquet(output)["emoji_1"].head(rows).to_list()]
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    flags = Path("/proc/cpuinfo").read_text()
+    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores ({', '.join(isa)}), {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, no GPU measured"
+    )
+
+
+def family(
+    name: str, model: str, rows: int, alt_rows: int, alternatives: list[str]
+) -> list[dict[str, Any]]:
+    from emoji_batch.bundle import resolve_model
+
+    data = tweets_file(rows, "parquet")
+    ours = score_e2e(model, data)
+    lines = [
+        {
+            "family": name,
+            "approach": f"emoji-batch score ({model})",
+            "rows": rows,
+            "tweets_per_s": rows / ours["seconds"],
+            "rss_mb": ours["rss_mb"],
+            "note": "whole process, file in -> file out",
+        }
+    ]
+    alt_data = tweets_file(alt_rows, "parquet")
+    top1 = our_top1(ours["output"], resolve_model(model, None), alt_rows)
+    for approach in alternatives:
+        result = child(approach, model, alt_data)
+        lines.append(
+            {
+                "family": name,
+                "approach": approach,
+                "rows": alt_rows,
+                "tweets_per_s": result["rows"] / result["seconds"],
+                "rss_mb": result["rss_mb"],
+                "note": f"top-1 same as emoji-batch: {100 * agreement(top1, result['top1']):.1f}%",
+            }
+        )
+    for line in lines[1:]:
+        line["ratio"] = lines[0]["tweets_per_s"] / line["tweets_per_s"]
+    return lines
+
+
+def memory_and_chunks(model: str, small: int, large: int) -> list[str]:
+    import polars as pl
+
+    report = []
+    rss = {}
+    for rows in (small, large):
+        result = score_e2e(model, tweets_file(rows, "parquet"))
+        rss[rows] = result["rss_mb"]
+        report.append(
+            f"- `score` of {rows:,} rows (Parquet, {model}): peak RSS {result['rss_mb']:,.0f} MB, "
+            f"{rows / result['seconds']:,.0f} tweets/s"
+        )
+    report.append(f"- peak RSS {large:,} / {small:,} rows: {rss[large] / rss[small]:.3f}")
+    data = tweets_file(small, "parquet")
+    outputs = []
+    for chunk_rows in (7_919, 50_000):
+        result = score_e2e(model, data, "--chunk-rows", str(chunk_rows))
+        outputs.append(pl.read_parquet(result["output"]))
+    same = outputs[0].equals(outputs[1])
+    report.append(f"- outputs of --chunk-rows 7919 and 50000 on {small:,} rows identical: {same}")
+    csv_data = tweets_file(small, "csv")
+    result = score_e2e(model, csv_data)
+    report.append(
+        f"- `score` of {small:,} rows from CSV to CSV ({model}): "
+        f"{small / result['seconds']:,.0f} tweets/s, peak RSS {result['rss_mb']:,.0f} MB"
+    )
+    return report
+
+
+def table(lines: list[dict[str, Any]]) -> str:
+    out = [
+        "| family | approach | rows | tweets/s | peak RSS | emoji-batch / this | note |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for line in lines:
+        ratio = f"{line['ratio']:.2f}x" if "ratio" in line else ""
+        out.append(
+            f"| {line['family']} | {line['approach']} | {line['rows']:,} | "
+            f"{line['tweets_per_s']:,.0f} | {line['rss_mb']:,.0f} MB | {ratio} | {line['note']} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bert-model", default=str(ROOT / "models" / "fine_tuned_bert"))
+    parser.add_argument("--glove-model", default="glove_cnn")
+    parser.add_argument("--bert-rows", type=int, default=50_000)
+    parser.add_argument("--glove-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--bert-alt-rows", type=int, default=5_000, help="rows for the BERT alternatives"
+    )
+    parser.add_argument("--glove-alt-rows", type=int, default=50_000)
+    parser.add_argument("--memory-rows", type=int, nargs=2, default=[100_000, 1_000_000])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["bert", "glove", "memory"])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run = {"notebook": run_notebook, "hf-pipeline": run_hf_pipeline}[args.child]
+        print(json.dumps(run(args.model, args.data)))
+        return
+
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n", flush=True)
+    lines = []
+    if "bert" not in args.skip:
+        if not Path(args.bert_model, "manifest.json").is_file():
+            sys.exit(
+                f"{args.bert_model} is not a bundle: train it with "
+                "`training/train_all.sh fine_tuned_bert`, or pass --bert-model or --skip bert"
+            )
+        lines += family(
+            "BERT", args.bert_model, args.bert_rows, args.bert_alt_rows, ["notebook", "hf-pipeline"]
+        )
+    if "glove" not in args.skip:
+        lines += family(
+            "GloVe", args.glove_model, args.glove_rows, args.glove_alt_rows, ["notebook"]
+        )
+    if lines:
+        print(table(lines), flush=True)
+    if "memory" not in args.skip:
+        print("\n" + "\n".join(memory_and_chunks(args.glove_model, *args.memory_rows)))
+
+
+if __name__ == "__main__":
+    main()
