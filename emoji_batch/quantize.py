@@ -83,8 +83,14 @@ def convert_int8(model: Any) -> bytes:
         [forward.get_concrete_function()], model
     )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    with stderr_silenced():
-        flat = converter.convert()
+    try:
+        with stderr_silenced():
+            flat = converter.convert()
+    except Exception as exc:  # the converter raises its own, undocumented error types
+        raise ModelError(
+            f"{model.name} cannot be converted to TensorFlow Lite built-in ops (recurrent "
+            f"layers cannot); it scores in fp32 ({type(exc).__name__})"
+        ) from exc
     return _float_embedding_tables(flat, [w.numpy() for w in model.weights if w.shape.rank == 2])
 
 

@@ -107,7 +107,7 @@ def tiny_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 16-wide BERT with a WordPiece vocabulary of the test words, saved the way
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary of the test words, saved the way
     Hugging Face saves PyTorch checkpoints (config.json, model.safetensors, tokenizer.json)."""
     from safetensors.numpy import save_file
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
@@ -126,10 +126,13 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save(str(d / "tokenizer.json"))
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=16,
+        # Wide enough that int8 conversion quantizes its matrices (>= 1024 weights).
+        hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
-        intermediate_size=32,
+        intermediate_size=64,
+        # Random weights wider than BERT's 0.02 make the [CLS] vector depend on the text.
+        initializer_range=0.3,
         max_position_embeddings=64,
     )
     (d / "config.json").write_text(config.to_json_string())

@@ -1,0 +1,170 @@
+"""int8 copies: conversion, the check that guards them, the fp32 fallback, --precision."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import tf_keras as keras
+from sklearn.linear_model import LogisticRegression
+
+from emoji_batch import quantize
+from emoji_batch.bundle import load_bundle, save_bundle
+from emoji_batch.cleaning import clean_texts
+from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
+from tests.conftest import make_rows, run_cli, train_args, write_labelled
+
+TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
+
+
+@pytest.fixture(scope="module")
+def bert_bundle(tiny_data: dict[str, Path], tiny_bert: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("quantize") / "tiny_fine_tuned_bert"
+    args = train_args("fine_tuned_bert", tiny_data, out, "--max-epochs", 3, encoder=tiny_bert)
+    assert run_cli([*args, "--batch-size", 16]) == 0
+    # A few epochs at BERT's learning rate leave the tiny model nearly uniform (top-2
+    # margins ~1e-4) and predicting one emoji, where int8 would be tested on nothing. Fit
+    # its head to the pooled features instead, so predictions vary with real margins.
+    bundle = load_bundle(out)
+    features = keras.Model(bundle.model.input, bundle.model.get_layer("probs").input)
+    rows = make_rows(400, 5)
+    ids = pad_batch(bundle.encoder.encode(clean_texts([t for t, _ in rows]), 64))
+    fit = LogisticRegression(C=1e4, max_iter=5000).fit(
+        features.predict(ids, verbose=0), [label for _, label in rows]
+    )
+    bundle.model.get_layer("probs").set_weights([fit.coef_.T, fit.intercept_])
+    save_bundle(out, bundle.manifest, bundle.model, bundle.encoder)
+    return out
+
+
+@pytest.fixture(scope="module")
+def check_data(tmp_path_factory) -> Path:
+    """Labelled rows to check int8 copies on: enough that one flipped row moves macro-F1
+    by less than the 0.3-point limit."""
+    return write_labelled(tmp_path_factory.mktemp("check") / "check.csv", make_rows(2000, 11))
+
+
+@pytest.fixture
+def fresh_bundle(bert_bundle: Path, tmp_path: Path) -> Path:
+    """A copy each test may add an int8 file to."""
+    return Path(shutil.copytree(bert_bundle, tmp_path / bert_bundle.name))
+
+
+def _ops(flat: bytes) -> list[tuple[str, list[int]]]:
+    """(op name, input tensor types) per operator of a TensorFlow Lite flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
+    graph = model.subgraphs[0]
+    out = []
+    for op in graph.operators:
+        opcode = model.operatorCodes[op.opcodeIndex]
+        name = names[max(opcode.builtinCode, opcode.deprecatedBuiltinCode)]
+        out.append((name, [graph.tensors[i].type for i in op.inputs if i >= 0]))
+    return out
+
+
+def test_int8_copy_quantizes_matrices_but_not_embedding_tables(bert_bundle: Path) -> None:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    flat = quantize.convert_int8(load_bundle(bert_bundle).model)
+    ops = _ops(flat)
+    int8 = schema.TensorType.INT8
+    assert any(name == "FULLY_CONNECTED" and int8 in types for name, types in ops)
+    gathers = [types for name, types in ops if name == "GATHER"]
+    assert gathers and all(types[0] != int8 for types in gathers)
+    assert not any(name == "DEQUANTIZE" for name, _ in ops)
+
+
+def test_int8_with_fallback_agrees_with_fp32_on_new_rows(
+    bert_bundle: Path, check_data: Path
+) -> None:
+    bundle = load_bundle(bert_bundle)
+    flat = quantize.convert_int8(bundle.model)
+    report = quantize.compare_int8(bundle, flat, check_data, "TEXT", "Label")
+    exact = Predictor(bundle).predict_proba(TEXTS)
+    assert len(set(exact.argmax(axis=1))) == 3  # a model that tells texts apart
+    rough = Predictor(bundle, precision="int8", int8_model=flat)
+    mixed = Predictor(
+        bundle, precision="int8", int8_model=flat, fallback_margin=report.fallback_margin
+    )
+    # int8 alone is close (a broken conversion would be near chance) ...
+    assert np.mean(exact.argmax(axis=1) == rough.predict_proba(TEXTS).argmax(axis=1)) >= 0.9
+    # ... and with the fallback fitted on other rows it gives fp32's top-1 on >= 99%.
+    assert np.mean(exact.argmax(axis=1) == mixed.predict_proba(TEXTS).argmax(axis=1)) >= 0.99
+    assert 0 < mixed.fallback_rows < len(TEXTS) / 2
+
+
+def test_fallback_rows_are_exactly_fp32(bert_bundle: Path) -> None:
+    bundle = load_bundle(bert_bundle)
+    flat = quantize.convert_int8(bundle.model)
+    exact = Predictor(bundle).predict_proba(TEXTS)
+    everything = Predictor(bundle, precision="int8", int8_model=flat, fallback_margin=2.0)
+    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-6)
+    assert everything.fallback_rows == len(TEXTS)
+
+
+def test_fallback_margin_reaches_the_target() -> None:
+    rng = np.random.default_rng(0)
+    exact = rng.dirichlet(np.ones(5), size=1000).astype(np.float32)
+    rough = exact + rng.normal(scale=0.02, size=exact.shape).astype(np.float32)
+    margin = quantize.fallback_margin(exact, rough, 0.995)
+    kept = top2_margin(rough) >= margin
+    disagree = exact.argmax(axis=1) != rough.argmax(axis=1)
+    assert disagree.sum() > 5  # the noise does swap some near-ties
+    assert (disagree & kept).sum() <= 5
+    assert quantize.fallback_margin(exact, exact, 0.995) == 0.0
+
+
+def test_quantize_cli_adds_a_checked_copy(fresh_bundle: Path, check_data: Path) -> None:
+    args = ["quantize", fresh_bundle, "--data", check_data]
+    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
+    manifest = json.loads((fresh_bundle / "manifest.json").read_text())
+    assert manifest["files"]["int8"] == quantize.INT8_FILE
+    check = manifest["precisions"]["int8"]
+    assert check["rows"] == 2000 and check["top1_agreement"] >= quantize.MIN_AGREEMENT
+    assert abs(check["int8_macro_f1"] - check["fp32_macro_f1"]) <= quantize.MAX_F1_CHANGE
+    bundle = load_bundle(fresh_bundle)
+    assert resolve_precision("auto", bundle, "/CPU:0") == "int8"
+    assert resolve_precision("auto", bundle, "/GPU:0") == "fp32"
+    assert resolve_precision("fp32", bundle, "/CPU:0") == "fp32"
+
+
+def test_score_precision_option(
+    fresh_bundle: Path, check_data: Path, tmp_path: Path, capsys
+) -> None:
+    data = write_labelled(tmp_path / "in.csv", make_rows(50, 3))
+    base = ["score", data, "--model", fresh_bundle, "--text-column", "TEXT", "--force"]
+    assert run_cli([*base, "-o", tmp_path / "a.csv", "--precision", "int8"]) == 2
+    assert "has no int8 copy" in capsys.readouterr().err
+    assert run_cli([*base, "-o", tmp_path / "a.csv"]) == 0  # auto: fp32
+    assert "(fp32)" in capsys.readouterr().err
+    args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
+    assert run_cli([*args, "--label-column", "Label"]) == 0
+    assert run_cli([*base, "-o", tmp_path / "b.csv"]) == 0  # auto: int8
+    assert "(int8)" in capsys.readouterr().err
+    fp32, int8 = (pl.read_csv(tmp_path / name)["emoji_1"] for name in ("a.csv", "b.csv"))
+    assert (fp32 == int8).mean() >= 0.98
+
+
+def test_rejected_copy_writes_nothing(
+    fresh_bundle: Path, check_data: Path, monkeypatch, capsys
+) -> None:
+    before = (fresh_bundle / "manifest.json").read_bytes()
+    monkeypatch.setattr(quantize, "MAX_F1_CHANGE", -1.0)  # no copy can pass
+    args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
+    assert run_cli([*args, "--label-column", "Label"]) == 1
+    assert "not written" in capsys.readouterr().err
+    assert (fresh_bundle / "manifest.json").read_bytes() == before
+    assert not (fresh_bundle / quantize.INT8_FILE).exists()
+
+
+def test_fp32_path_traces_once(tiny_bundle: Path) -> None:
+    predictor = Predictor(load_bundle(tiny_bundle), batch_size=3)
+    for n in (1, 5, 17):  # batch sizes and padded widths vary
+        predictor.predict_proba([*TEXTS[:n], "a much longer text " * 8])
+    assert predictor.traces == 1
