@@ -45,12 +45,17 @@ class GloveEmbedding(keras.layers.Layer):
             else None
         )
 
-    def call(self, ids: tf.Tensor) -> tf.Tensor:
+    def full_table(self) -> tf.Tensor:
+        """The table lookups read: own and GloVe rows, then the extra columns."""
         table = tf.concat([self.own.table, self.pretrained.table], axis=0)
         if self.extra is not None:
             table = tf.concat([table, self.extra.table], axis=1)
+        return table
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        table = self.full_table()
         # Padding embeds as exact zeros, so convolutions cannot tell how much there is.
-        real = tf.cast(tf.not_equal(ids, 0), table.dtype)[..., None]
+        real = tf.expand_dims(tf.cast(tf.not_equal(ids, 0), table.dtype), -1)
         return tf.gather(table, ids) * real
 
     def compute_mask(self, ids: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor | None:
@@ -66,7 +71,7 @@ class MaskedGlobalMaxPool(keras.layers.Layer):
 
     def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         h, ids = inputs
-        real = tf.not_equal(ids, 0)[..., None]
+        real = tf.expand_dims(tf.not_equal(ids, 0), -1)
         return tf.reduce_max(tf.where(real, h, tf.constant(-1e9, h.dtype)), axis=1)
 
 
@@ -92,7 +97,7 @@ class AttentionPooling(keras.layers.Layer):
     def call(self, h: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
         scores = tf.tensordot(tf.tanh(tf.tensordot(h, self.w, 1) + self.b), self.v, 1)
         if mask is not None:
-            scores = tf.where(mask[..., None], scores, tf.constant(-1e9, scores.dtype))
+            scores = tf.where(tf.expand_dims(mask, -1), scores, tf.constant(-1e9, scores.dtype))
         weights = tf.nn.softmax(scores, axis=1)
         return tf.reduce_sum(weights * h, axis=1)
 
@@ -105,7 +110,7 @@ class MaskedGlobalMeanPool(keras.layers.Layer):
 
     def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         h, ids = inputs
-        real = tf.cast(tf.not_equal(ids, 0), h.dtype)[..., None]
+        real = tf.expand_dims(tf.cast(tf.not_equal(ids, 0), h.dtype), -1)
         return tf.reduce_sum(h * real, axis=1) / tf.maximum(tf.reduce_sum(real, axis=1), 1.0)
 
 

@@ -91,7 +91,9 @@ def convert_int8(model: Any) -> bytes:
             f"{model.name} cannot be converted to TensorFlow Lite built-in ops (recurrent "
             f"layers cannot); it scores in fp32 ({type(exc).__name__})"
         ) from exc
-    return _float_embedding_tables(flat, [w.numpy() for w in model.weights if w.shape.rank == 2])
+    tables = [w.numpy() for w in model.weights if w.shape.rank == 2]
+    tables += [layer.full_table().numpy() for layer in model.layers if hasattr(layer, "full_table")]
+    return _float_embedding_tables(flat, tables)
 
 
 def _float_embedding_tables(flat: bytes, candidates: list[np.ndarray]) -> bytes:

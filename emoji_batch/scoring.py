@@ -8,12 +8,14 @@ import fcntl
 import itertools
 import logging
 import os
+import queue
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +44,8 @@ from emoji_batch.predict import PrecisionChoice, Predictor, resolve_precision, t
 from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+U = TypeVar("U")
 
 ERROR_COLUMN = "score_error"
 DEFAULT_CHUNK_ROWS = 50_000
@@ -113,8 +117,18 @@ def _row_errors(column: pa.ChunkedArray, invalid_utf8: np.ndarray | None) -> lis
     return errors
 
 
-def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int) -> pa.Table:
-    """Append top-k emoji/probability columns and ``score_error`` to one chunk."""
+@dataclass
+class PreparedChunk:
+    """A chunk read, checked, cleaned and encoded: everything before the model."""
+
+    table: pa.Table
+    errors: list[str | None]
+    ok: np.ndarray
+    encoded: list[np.ndarray]
+
+
+def prepare_chunk(table: pa.Table, text_column: str, predictor: Predictor) -> PreparedChunk:
+    """Find unscorable rows, clean the text and encode the rows that can be scored."""
     invalid = None
     if INVALID_UTF8 in table.column_names:
         invalid = table.column(INVALID_UTF8).to_numpy()
@@ -125,20 +139,77 @@ def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int)
     cleaned = clean_texts(raw)
     errors = [e or ("empty text" if not c else None) for e, c in zip(errors, cleaned, strict=True)]
     ok = np.array([e is None for e in errors], dtype=bool)
-    probs = predictor.predict_cleaned([c for c, good in zip(cleaned, ok, strict=True) if good])
-    ids, values = top_k(probs, k)
+    encoded = predictor.encode([c for c, good in zip(cleaned, ok, strict=True) if good])
+    return PreparedChunk(table, errors, ok, encoded)
+
+
+def finish_chunk(chunk: PreparedChunk, predictor: Predictor, k: int) -> pa.Table:
+    """Run the model and append the top-k emoji/probability columns and ``score_error``."""
+    table, ok = chunk.table, chunk.ok
+    ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
     emoji = np.array([label.emoji for label in predictor.bundle.labels], dtype=object)
     for i in range(k):
-        col_emoji = np.full(len(raw), None, dtype=object)
+        col_emoji = np.full(len(ok), None, dtype=object)
         col_emoji[ok] = emoji[ids[:, i]]
         table = table.append_column(f"emoji_{i + 1}", pa.array(col_emoji, type=pa.string()))
     for i in range(k):
-        col_prob = np.zeros(len(raw), dtype=np.float32)
+        col_prob = np.zeros(len(ok), dtype=np.float32)
         col_prob[ok] = values[:, i]
         table = table.append_column(
             f"prob_{i + 1}", pa.array(col_prob, mask=~ok, type=pa.float32())
         )
-    return table.append_column(ERROR_COLUMN, pa.array(errors, type=pa.string()))
+    return table.append_column(ERROR_COLUMN, pa.array(chunk.errors, type=pa.string()))
+
+
+def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int) -> pa.Table:
+    """Append top-k emoji/probability columns and ``score_error`` to one chunk."""
+    return finish_chunk(prepare_chunk(table, text_column, predictor), predictor, k)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], fn: Callable[[T], U]) -> Iterator[U]:
+    """``map(fn, items)`` run one item ahead in a worker thread.
+
+    Reading, cleaning and tokenizing the next chunk then overlaps the model's work on
+    this one (TensorFlow and TensorFlow Lite release the GIL while they compute).
+    Errors in the worker are raised here; leaving early stops the worker and waits for it.
+    """
+    results: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(value: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, fn(item))):
+                    return
+            put((True, _DONE))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((False, exc))
+
+    worker = threading.Thread(target=work, name="emoji-batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = results.get()
+            if not ok:
+                raise value  # type: ignore[misc]
+            if value is _DONE:
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 def load_predictor(
@@ -264,8 +335,11 @@ def score_file(
         )
 
         def scored(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
-            for chunk in chunks:
-                table = score_table(chunk, text_col, predictor, k)
+            def prepare(chunk: pa.Table) -> PreparedChunk:
+                return prepare_chunk(chunk, text_col, predictor)
+
+            for prepared in prefetched(chunks, prepare):
+                table = finish_chunk(prepared, predictor, k)
                 bar.update(table.num_rows)
                 yield table
 
