@@ -171,6 +171,11 @@ class Architecture:
 GLOVE_DEFAULTS: dict[str, Any] = {"embedding_dropout": 0.0, "extra_dim": 0, "max_length": 64}
 
 
+def _probs(x: tf.Tensor, n_labels: int) -> tf.Tensor:
+    """The softmax output layer, in float32 even when the rest runs in bfloat16."""
+    return keras.layers.Dense(n_labels, activation="softmax", dtype="float32", name="probs")(x)
+
+
 def _glove_input(config: dict[str, Any], mask_zero: bool = True) -> tuple[keras.Input, tf.Tensor]:
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     emb = GloveEmbedding(
@@ -200,7 +205,7 @@ def build_glove_bilstm(config: dict[str, Any], n_labels: int) -> keras.Model:
     x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
     x = keras.layers.Dense(64, activation="relu", kernel_regularizer=l2, name="dense_64")(x)
     x = keras.layers.Dense(32, activation="relu", kernel_regularizer=l2, name="dense_32")(x)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name="glove_bilstm")
 
 
@@ -227,7 +232,7 @@ def build_glove_cnn(config: dict[str, Any], n_labels: int) -> keras.Model:
     x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
     if config["dense_units"]:
         x = keras.layers.Dense(config["dense_units"], activation="relu", name="dense")(x)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name="glove_cnn")
 
 
@@ -237,7 +242,7 @@ def _attention_head(
     x = keras.layers.Dropout(config["dropout"], name="dropout")(x)
     x = AttentionPooling(config["attention_units"], name="attention")(x)
     x = keras.layers.Dense(64, activation="relu", name="dense_64")(x)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name=name)
 
 
@@ -273,7 +278,7 @@ def build_fine_tuned_bert(config: dict[str, Any], n_labels: int) -> keras.Model:
     """BERT for sequence classification: pooled [CLS] -> Dropout -> softmax, all fine-tuned."""
     ids, bert = _bert_input(config)
     x = keras.layers.Dropout(config["dropout"], name="dropout")(bert.pooler_output)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name="fine_tuned_bert")
 
 
@@ -291,7 +296,7 @@ def build_bert_classifier(config: dict[str, Any], n_labels: int) -> keras.Model:
     x = keras.layers.BatchNormalization(name="bn_256")(x)
     x = keras.layers.Dense(128, activation="relu", name="dense_128")(x)
     x = keras.layers.Dropout(config["dropout"], name="dropout_128")(x)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name="bert_classifier")
 
 
@@ -310,7 +315,7 @@ def build_bert_bilstm(config: dict[str, Any], n_labels: int) -> keras.Model:
     x = keras.layers.Dense(128, activation="relu", kernel_regularizer=l2, name="dense_128")(x)
     x = keras.layers.BatchNormalization(name="bn_128")(x)
     x = keras.layers.Dropout(config["dropout"], name="dropout_128")(x)
-    out = keras.layers.Dense(n_labels, activation="softmax", name="probs")(x)
+    out = _probs(x, n_labels)
     return keras.Model(ids, out, name="bert_bilstm")
 
 

@@ -314,6 +314,24 @@ def load_bundle(directory: Path) -> Bundle:
     return Bundle(directory, manifest, model, encoder)
 
 
+def rebuild_model(bundle: Bundle, dtype_policy: str) -> Any:
+    """The bundle's model built again under a Keras dtype policy (``mixed_bfloat16``:
+    bfloat16 arithmetic, float32 weights and output), with the same weights."""
+    import tf_keras as keras
+
+    from emoji_batch.architectures import get_architecture
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(dtype_policy)
+    try:
+        arch = get_architecture(bundle.manifest.architecture)
+        model = arch.build(bundle.manifest.config, len(bundle.labels))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assign_weights(model, model_weights(bundle.model), bundle.directory)
+    return model
+
+
 def save_bundle(directory: Path, manifest: Manifest, model: Any, encoder: Any) -> None:
     """Write weights, the text encoder's files and then the manifest (last, so a bundle
     is whole or absent)."""

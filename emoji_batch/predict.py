@@ -8,39 +8,51 @@ The int8 copy (see :mod:`emoji_batch.quantize`) runs in TensorFlow Lite on the C
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.bundle import Bundle, bundle_file
+from emoji_batch.bundle import Bundle, bundle_file, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import stderr_silenced
 from emoji_batch.errors import InputError
 
 PAD_MULTIPLE = 8
-PrecisionChoice = Literal["auto", "fp32", "int8"]
-Precision = Literal["fp32", "int8"]
+# Texts per model call, measured on the 2-core CPU: small GloVe models keep gaining up
+# to ~1,000 (17.5k tweets/s at 256, 22.5k at 1,024), BERT saturates earlier.
+DEFAULT_BATCH_SIZE = {"glove": 1024, "bert": 256}
+BATCH_HELP = "Texts per model call [default: 1024 for GloVe models, 256 for BERT]."
+PrecisionChoice = Literal["auto", "fp32", "int8", "bf16"]
+Precision = Literal["fp32", "int8", "bf16"]
+REDUCED: tuple[Precision, ...] = ("int8", "bf16")
 PRECISION_HELP = (
-    "auto: the bundle's checked int8 copy on the CPU if it has one (see `quantize`), "
-    "else fp32; fp32; or int8."
+    "auto: the fastest precision the bundle's check accepted (see `quantize`) on the CPU, "
+    "else fp32; or fp32, int8, bf16."
 )
 
 
 def resolve_precision(choice: PrecisionChoice, bundle: Bundle, device: str) -> Precision:
-    """``auto`` takes the bundle's checked int8 copy on the CPU, else fp32."""
-    has_int8 = "int8" in (bundle.manifest.files or {})
+    """``auto`` takes the fastest reduced precision the bundle's check accepted, on the
+    CPU; asking for one the bundle was not checked for is an error."""
+    checked = bundle.manifest.precisions or {}
     on_cpu = "CPU" in device.upper()
-    if choice == "int8":
+    if choice in REDUCED:
         if not on_cpu:
-            raise InputError("--precision int8 runs on the CPU only (--device cpu)")
-        if not has_int8:
+            raise InputError(f"--precision {choice} runs on the CPU only (--device cpu)")
+        if choice not in checked:
             raise InputError(
-                f"model {bundle.name} has no int8 copy; add one with "
+                f"model {bundle.name} has no checked {choice} precision; add it with "
                 f"`emoji-batch quantize {bundle.directory} --data LABELLED_FILE`"
             )
-        return "int8"
-    if choice == "auto":
-        return "int8" if has_int8 and on_cpu else "fp32"
+        return choice  # type: ignore[return-value]
+    if choice == "auto" and on_cpu:
+        faster = [
+            (check["tweets_per_second"], name)
+            for name, check in checked.items()
+            if name in REDUCED and check["tweets_per_second"] > check["fp32_tweets_per_second"]
+        ]
+        if faster:
+            return max(faster)[1]
     return "fp32"
 
 
@@ -82,15 +94,21 @@ class Predictor:
 
     bundle: Bundle
     device: str = "/CPU:0"
-    batch_size: int = 256
+    # None: the family's default (DEFAULT_BATCH_SIZE).
+    batch_size: int | None = None
     precision: Precision = "fp32"
     # The int8 flatbuffer to run instead of the bundle's own ``model.int8.tflite``.
     int8_model: bytes | None = None
-    # int8 rows whose two best emoji are closer than this are recomputed in fp32; read
-    # from the bundle's int8 check unless ``int8_model`` is given.
+    # Reduced-precision rows whose two best emoji are closer than this are recomputed in
+    # fp32; read from the bundle's check for the precision unless ``int8_model`` is given.
     fallback_margin: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.batch_size is None:
+            from emoji_batch.architectures import get_architecture
+
+            family = get_architecture(self.bundle.manifest.architecture).family
+            self.batch_size = DEFAULT_BATCH_SIZE[family]
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.fallback_rows = 0
@@ -102,22 +120,24 @@ class Predictor:
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-                int8 = (self.bundle.manifest.precisions or {}).get("int8", {})
-                self.fallback_margin = float(int8.get("fallback_margin", 0.0))
             self._run = Int8Runner(flat)
+        elif self.precision == "bf16":
+            self._run = self._tf_runner(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:
             self._run = self._fp32_runner()
+        if self.precision != "fp32" and not self.fallback_margin and self.int8_model is None:
+            check = (self.bundle.manifest.precisions or {}).get(self.precision, {})
+            self.fallback_margin = float(check.get("fallback_margin", 0.0))
 
     def _fp32_runner(self) -> Callable[[np.ndarray], np.ndarray]:
         """The Keras model in one ``tf.function``, built on first use."""
         if self._fp32 is None:
-            self._fp32 = self._tf_runner()
+            self._fp32 = self._tf_runner(self.bundle.model)
         return self._fp32
 
-    def _tf_runner(self) -> Callable[[np.ndarray], np.ndarray]:
+    def _tf_runner(self, model: Any) -> Callable[[np.ndarray], np.ndarray]:
         import tensorflow as tf
 
-        model = self.bundle.model
         spec = tf.TensorSpec([None, None], tf.int32)
         self._forward = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
         # Trace once now, and keep the C++ notices of the first run out of the caller's log.
@@ -153,8 +173,8 @@ class Predictor:
             return probs
         self._run_batches(self._run, seqs, probs)
         probs = self._calibrated(probs)
-        if self.precision == "int8" and self.fallback_margin > 0:
-            # Near-ties between the two best emoji are where int8 rounding can swap them:
+        if self.precision != "fp32" and self.fallback_margin > 0:
+            # Near-ties between the two best emoji are where rounding can swap them:
             # those rows are recomputed in fp32, so they are exactly what fp32 gives.
             close = np.flatnonzero(top2_margin(probs) < self.fallback_margin)
             if len(close):

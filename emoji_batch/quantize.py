@@ -1,14 +1,17 @@
-"""An int8 copy of a bundle's model for fast CPU scoring, kept only if it agrees with fp32.
+"""Reduced-precision copies of a bundle's model for fast CPU scoring, kept only if they
+agree with fp32: int8 (TensorFlow Lite) and bfloat16 (Keras mixed precision).
 
 TensorFlow Lite's dynamic-range quantization stores weight matrices as int8 and runs
 the matrix products in int8 (XNNPACK, VNNI on these CPUs); activations stay float
 between layers. It would also store the embedding tables as int8 with one scale per
 table, which alone moves 2-3% of BERT's top-1 predictions, so those tables are put
 back to float32 after conversion. Rows whose two best emoji are nearly tied are
-recomputed in fp32. The copy is checked on labelled data against the fp32 model
-before it is written into the bundle.
+recomputed in fp32. bfloat16 runs the Keras model with bfloat16 arithmetic (AVX-512
+BF16 through oneDNN) and float32 weights and output. Each is checked on labelled data
+against the fp32 model before the bundle records it.
 """
 
+import logging
 import os
 import time
 import warnings
@@ -25,7 +28,9 @@ from emoji_batch.device import stderr_silenced, tensorflow
 from emoji_batch.errors import EmojiBatchError, ModelError
 from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.fileio import atomic_output
-from emoji_batch.predict import Predictor, top2_margin
+from emoji_batch.predict import REDUCED, Precision, Predictor, top2_margin
+
+log = logging.getLogger(__name__)
 
 INT8_FILE = "model.int8.tflite"
 # With its fp32 fallback, the int8 copy must pick the fp32 top-1 emoji this often
@@ -152,76 +157,80 @@ def _float_embedding_tables(flat: bytes, candidates: list[np.ndarray]) -> bytes:
 
 @dataclass
 class QuantizeReport:
-    """How the int8 copy, with its fp32 fallback on near-ties, compares with fp32."""
+    """How a reduced precision, with its fp32 fallback on near-ties, compares with fp32."""
 
+    precision: str
     dataset: str
     rows: int
     fallback_margin: float
     fallback_share: float
     top1_agreement: float
-    int8_only_agreement: float
+    agreement_without_fallback: float
     fp32_macro_f1: float
-    int8_macro_f1: float
+    macro_f1: float
     fp32_tweets_per_second: float
-    int8_tweets_per_second: float
+    tweets_per_second: float
 
     @property
     def accepted(self) -> bool:
         return (
             self.top1_agreement >= MIN_AGREEMENT
-            and abs(self.int8_macro_f1 - self.fp32_macro_f1) <= MAX_F1_CHANGE
+            and abs(self.macro_f1 - self.fp32_macro_f1) <= MAX_F1_CHANGE
             and self.fallback_share <= MAX_FALLBACK_SHARE
         )
 
     def line(self) -> str:
         return (
-            f"int8 vs fp32 on {self.dataset} ({self.rows} rows): top-1 agreement "
-            f"{100 * self.top1_agreement:.2f}% ({100 * self.int8_only_agreement:.2f}% before "
-            f"{100 * self.fallback_share:.1f}% of rows, with margins under "
+            f"{self.precision} vs fp32 on {self.dataset} ({self.rows} rows): top-1 agreement "
+            f"{100 * self.top1_agreement:.2f}% ({100 * self.agreement_without_fallback:.2f}% "
+            f"before {100 * self.fallback_share:.1f}% of rows, with margins under "
             f"{self.fallback_margin:.4f}, fell back to fp32), macro-F1 "
-            f"{self.int8_macro_f1:.2f} vs {self.fp32_macro_f1:.2f}, "
-            f"{self.int8_tweets_per_second:,.0f} vs {self.fp32_tweets_per_second:,.0f} "
+            f"{self.macro_f1:.2f} vs {self.fp32_macro_f1:.2f}, "
+            f"{self.tweets_per_second:,.0f} vs {self.fp32_tweets_per_second:,.0f} "
             "tweets/s (model only)"
         )
 
 
-def fallback_margin(fp32: np.ndarray, int8: np.ndarray, target: float) -> float:
-    """The smallest top-2 margin below which int8 rows must be redone in fp32 for the
-    top-1 emoji to agree with fp32 on at least ``target`` of the rows."""
-    disagree = np.sort(top2_margin(int8)[fp32.argmax(axis=1) != int8.argmax(axis=1)])[::-1]
+def fallback_margin(fp32: np.ndarray, reduced: np.ndarray, target: float) -> float:
+    """The smallest top-2 margin below which reduced-precision rows must be redone in
+    fp32 for the top-1 emoji to agree with fp32 on at least ``target`` of the rows."""
+    wrong = fp32.argmax(axis=1) != reduced.argmax(axis=1)
+    disagree = np.sort(top2_margin(reduced)[wrong])[::-1]
     allowed = int(np.floor((1 - target) * len(fp32)))
     if len(disagree) <= allowed:
         return 0.0
     return float(np.nextafter(disagree[allowed], np.float32(1)))
 
 
-def compare_int8(
+def compare_precision(
     bundle: Bundle,
-    flat: bytes,
+    precision: Precision,
     data: Path,
     text_column: str = "text",
     label_column: str = "label",
-    batch_size: int = 256,
+    batch_size: int | None = None,
+    int8_model: bytes | None = None,
 ) -> QuantizeReport:
-    """Score ``data`` in fp32 and int8, fit the fallback margin, and compare the results."""
+    """Score ``data`` in fp32 and ``precision``, fit the fallback margin, compare."""
     labelled = read_labelled(data, text_column, label_column)
     inside = keep_labels(labelled, [label.id for label in bundle.labels])
     if not len(inside):
         check_labels(labelled, bundle.labels)  # raises: nothing to compare on
     seqs = bundle.encoder.encode(clean_texts(inside.texts), bundle.manifest.max_length)
     fp32 = Predictor(bundle, batch_size=batch_size)
-    int8 = Predictor(bundle, batch_size=batch_size, precision="int8", int8_model=flat)
-    seconds = {}
-    for name, predictor in (("fp32", fp32), ("int8", int8)):
-        started = time.perf_counter()
+    reduced = Predictor(bundle, batch_size=batch_size, precision=precision, int8_model=int8_model)
+    reduced.fallback_margin = 0.0
+    for predictor in (fp32, reduced):  # first calls set up kernels for every width
         predictor.predict_encoded(seqs)
-        seconds[name] = time.perf_counter() - started
-    exact, rough = fp32.predict_encoded(seqs), int8.predict_encoded(seqs)
-    margin = fallback_margin(exact, rough, TARGET_AGREEMENT)
-    int8.fallback_margin = margin
     started = time.perf_counter()
-    mixed = int8.predict_encoded(seqs)
-    seconds["int8"] = time.perf_counter() - started
+    exact = fp32.predict_encoded(seqs)
+    fp32_seconds = time.perf_counter() - started
+    rough = reduced.predict_encoded(seqs)
+    margin = fallback_margin(exact, rough, TARGET_AGREEMENT)
+    reduced.fallback_margin = margin
+    started = time.perf_counter()
+    mixed = reduced.predict_encoded(seqs)
+    seconds = time.perf_counter() - started
 
     def f1(probs: np.ndarray) -> float:
         report = evaluate_probs(inside.labels, probs, bundle.labels, data.name)
@@ -231,16 +240,17 @@ def compare_int8(
         return round(float(np.mean(exact.argmax(axis=1) == probs.argmax(axis=1))), 4)
 
     return QuantizeReport(
+        precision=precision,
         dataset=data.name,
         rows=len(seqs),
         fallback_margin=margin,
         fallback_share=round(float(np.mean(top2_margin(rough) < margin)), 4),
         top1_agreement=agreement(mixed),
-        int8_only_agreement=agreement(rough),
+        agreement_without_fallback=agreement(rough),
         fp32_macro_f1=f1(exact),
-        int8_macro_f1=f1(mixed),
-        fp32_tweets_per_second=round(len(seqs) / seconds["fp32"], 1),
-        int8_tweets_per_second=round(len(seqs) / seconds["int8"], 1),
+        macro_f1=f1(mixed),
+        fp32_tweets_per_second=round(len(seqs) / fp32_seconds, 1),
+        tweets_per_second=round(len(seqs) / seconds, 1),
     )
 
 
@@ -248,29 +258,49 @@ def quantize_bundle(
     directory: Path,
     data: Path,
     *,
+    precisions: tuple[Precision, ...] = REDUCED,
     text_column: str = "text",
     label_column: str = "label",
-    batch_size: int = 256,
-) -> QuantizeReport:
-    """Add ``model.int8.tflite`` to the bundle if it passes the check on ``data``
-    (labelled, e.g. the validation file; not the test split).
+    batch_size: int | None = None,
+) -> list[QuantizeReport]:
+    """Check each reduced precision on ``data`` (labelled, e.g. the validation file; not
+    the test split) and record those that pass in the bundle's manifest.
 
-    The manifest then lists the file and records the check under ``precisions.int8``;
-    ``score --precision auto`` uses it on the CPU. A rejected copy writes nothing.
+    int8 also writes ``model.int8.tflite``; bf16 needs no file (the model is rebuilt in
+    bfloat16 at load). ``score --precision auto`` takes the fastest recorded one on the
+    CPU. A precision that fails its check writes nothing; if none passes, this raises.
     """
     bundle = load_bundle(directory)
-    flat = convert_int8(bundle.model)
-    report = compare_int8(bundle, flat, data, text_column, label_column, batch_size)
-    if not report.accepted:
-        raise QuantizationRejected(
-            f"{report.line()}; needs agreement >= {100 * MIN_AGREEMENT:.0f}% and macro-F1 "
-            f"within {MAX_F1_CHANGE}: not written"
-        )
-    with atomic_output(directory / INT8_FILE, force=True) as tmp:
-        tmp.write_bytes(flat)
-        tmp.chmod(0o644)
     manifest = bundle.manifest
-    manifest.files = {**(manifest.files or {}), "int8": INT8_FILE}
-    manifest.precisions = {**(manifest.precisions or {}), "int8": asdict(report)}
-    write_manifest(directory, manifest)
-    return report
+    reports, refusals = [], []
+    for precision in precisions:
+        flat = None
+        try:
+            if precision == "int8":
+                flat = convert_int8(bundle.model)
+            report = compare_precision(
+                bundle, precision, data, text_column, label_column, batch_size, flat
+            )
+        except ModelError as exc:
+            refusals.append(f"{precision}: {exc}")
+            continue
+        if not report.accepted:
+            refusals.append(
+                f"{report.line()}; needs agreement >= {100 * MIN_AGREEMENT:.0f}%, macro-F1 "
+                f"within {MAX_F1_CHANGE} and at most {100 * MAX_FALLBACK_SHARE:.0f}% "
+                "fallback: not recorded"
+            )
+            continue
+        if flat is not None:
+            with atomic_output(directory / INT8_FILE, force=True) as tmp:
+                tmp.write_bytes(flat)
+                tmp.chmod(0o644)
+            manifest.files = {**(manifest.files or {}), "int8": INT8_FILE}
+        manifest.precisions = {**(manifest.precisions or {}), precision: asdict(report)}
+        write_manifest(directory, manifest)
+        reports.append(report)
+    for refusal in refusals:
+        log.warning("%s", refusal)
+    if not reports:
+        raise QuantizationRejected("; ".join(refusals))
+    return reports

@@ -216,7 +216,7 @@ def load_predictor(
     model: str | None,
     models_dir: Path | None,
     device: DeviceChoice,
-    batch_size: int,
+    batch_size: int | None,
     precision: PrecisionChoice = "auto",
 ) -> Predictor:
     where = resolve_device(device)  # imports TensorFlow quietly, before the model needs it
@@ -286,7 +286,7 @@ def score_file(
     output_format: str | None = None,
     top_k_labels: int = 3,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: DeviceChoice = "auto",
     precision: PrecisionChoice = "auto",
     force: bool = False,
@@ -302,7 +302,7 @@ def score_file(
     started = time.perf_counter()
     if top_k_labels < 1:
         raise InputError("--top-k must be at least 1")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     in_fmt = detect_format(input_path, input_format)
     output_path = output_path or default_output(input_path)
@@ -361,7 +361,7 @@ def score_file(
                                     "text_column": text_col,
                                     "top_k": k,
                                     "chunk_rows": chunk_rows,
-                                    "batch_size": batch_size,
+                                    "batch_size": predictor.batch_size,
                                     "precision": predictor.precision,
                                     "output_format": out_fmt,
                                 },
@@ -422,7 +422,7 @@ def evaluate_file(
     text_column: str = "text",
     label_column: str = "label",
     device: DeviceChoice = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     precision: PrecisionChoice = "auto",
 ) -> EvalReport:
     """Accuracy, macro-F1 and per-class scores of a model on a labelled file, with the

@@ -1,4 +1,5 @@
-"""int8 copies: conversion, the check that guards them, the fp32 fallback, --precision."""
+"""Reduced precisions: int8 conversion, bf16, the check that guards them, the fp32
+fallback, --precision and auto."""
 
 import json
 import shutil
@@ -13,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from emoji_batch import quantize
 from emoji_batch.bundle import load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
+from emoji_batch.errors import InputError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
 from tests.conftest import make_rows, run_cli, train_args, write_labelled
 
@@ -85,7 +87,9 @@ def test_int8_with_fallback_agrees_with_fp32_on_new_rows(
 ) -> None:
     bundle = load_bundle(bert_bundle)
     flat = quantize.convert_int8(bundle.model)
-    report = quantize.compare_int8(bundle, flat, check_data, "TEXT", "Label")
+    report = quantize.compare_precision(
+        bundle, "int8", check_data, "TEXT", "Label", int8_model=flat
+    )
     exact = Predictor(bundle).predict_proba(TEXTS)
     assert len(set(exact.argmax(axis=1))) == 3  # a model that tells texts apart
     rough = Predictor(bundle, precision="int8", int8_model=flat)
@@ -120,18 +124,47 @@ def test_fallback_margin_reaches_the_target() -> None:
     assert quantize.fallback_margin(exact, exact, 0.995) == 0.0
 
 
-def test_quantize_cli_adds_a_checked_copy(fresh_bundle: Path, check_data: Path) -> None:
+def test_quantize_cli_records_checked_precisions(fresh_bundle: Path, check_data: Path) -> None:
     args = ["quantize", fresh_bundle, "--data", check_data]
     assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
     manifest = json.loads((fresh_bundle / "manifest.json").read_text())
+    assert "int8" in manifest["precisions"]
     assert manifest["files"]["int8"] == quantize.INT8_FILE
-    check = manifest["precisions"]["int8"]
-    assert check["rows"] == 2000 and check["top1_agreement"] >= quantize.MIN_AGREEMENT
-    assert abs(check["int8_macro_f1"] - check["fp32_macro_f1"]) <= quantize.MAX_F1_CHANGE
-    bundle = load_bundle(fresh_bundle)
+    assert (fresh_bundle / quantize.INT8_FILE).is_file()
+    for name, check in manifest["precisions"].items():
+        assert check["precision"] == name
+        assert check["rows"] == 2000 and check["top1_agreement"] >= quantize.MIN_AGREEMENT
+        assert abs(check["macro_f1"] - check["fp32_macro_f1"]) <= quantize.MAX_F1_CHANGE
+        assert check["fallback_share"] <= quantize.MAX_FALLBACK_SHARE
+
+
+def test_bf16_is_close_and_falls_back_exactly(bert_bundle: Path) -> None:
+    bundle = load_bundle(bert_bundle)
+    exact = Predictor(bundle).predict_proba(TEXTS)
+    rough = Predictor(bundle, precision="bf16").predict_proba(TEXTS)
+    assert np.mean(exact.argmax(axis=1) == rough.argmax(axis=1)) >= 0.9
+    np.testing.assert_allclose(rough.sum(axis=1), 1.0, rtol=1e-5)
+    everything = Predictor(bundle, precision="bf16", fallback_margin=2.0)
+    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-6)
+
+
+def test_auto_takes_the_fastest_checked_precision(bert_bundle: Path) -> None:
+    bundle = load_bundle(bert_bundle)
+    assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"  # nothing checked
+    with pytest.raises(InputError, match="no checked bf16"):
+        resolve_precision("bf16", bundle, "/CPU:0")
+    bundle.manifest.precisions = {
+        "int8": {"tweets_per_second": 300.0, "fp32_tweets_per_second": 100.0},
+        "bf16": {"tweets_per_second": 200.0, "fp32_tweets_per_second": 100.0},
+    }
     assert resolve_precision("auto", bundle, "/CPU:0") == "int8"
     assert resolve_precision("auto", bundle, "/GPU:0") == "fp32"
+    assert resolve_precision("bf16", bundle, "/CPU:0") == "bf16"
     assert resolve_precision("fp32", bundle, "/CPU:0") == "fp32"
+    with pytest.raises(InputError, match="CPU only"):
+        resolve_precision("int8", bundle, "/GPU:0")
+    bundle.manifest.precisions["int8"]["tweets_per_second"] = 90.0  # slower than fp32
+    assert resolve_precision("auto", bundle, "/CPU:0") == "bf16"
 
 
 def test_score_precision_option(
@@ -140,25 +173,25 @@ def test_score_precision_option(
     data = write_labelled(tmp_path / "in.csv", make_rows(50, 3))
     base = ["score", data, "--model", fresh_bundle, "--text-column", "TEXT", "--force"]
     assert run_cli([*base, "-o", tmp_path / "a.csv", "--precision", "int8"]) == 2
-    assert "has no int8 copy" in capsys.readouterr().err
-    assert run_cli([*base, "-o", tmp_path / "a.csv"]) == 0  # auto: fp32
+    assert "has no checked int8 precision" in capsys.readouterr().err
+    assert run_cli([*base, "-o", tmp_path / "a.csv"]) == 0  # auto, nothing checked: fp32
     assert "(fp32)" in capsys.readouterr().err
     args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
-    assert run_cli([*args, "--label-column", "Label"]) == 0
-    assert run_cli([*base, "-o", tmp_path / "b.csv"]) == 0  # auto: int8
+    assert run_cli([*args, "--label-column", "Label", "--precision", "int8"]) == 0
+    assert run_cli([*base, "-o", tmp_path / "b.csv", "--precision", "int8"]) == 0
     assert "(int8)" in capsys.readouterr().err
     fp32, int8 = (pl.read_csv(tmp_path / name)["emoji_1"] for name in ("a.csv", "b.csv"))
     assert (fp32 == int8).mean() >= 0.98
 
 
-def test_rejected_copy_writes_nothing(
+def test_rejected_precisions_record_nothing(
     fresh_bundle: Path, check_data: Path, monkeypatch, capsys
 ) -> None:
     before = (fresh_bundle / "manifest.json").read_bytes()
-    monkeypatch.setattr(quantize, "MAX_F1_CHANGE", -1.0)  # no copy can pass
+    monkeypatch.setattr(quantize, "MAX_F1_CHANGE", -1.0)  # nothing can pass
     args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
     assert run_cli([*args, "--label-column", "Label"]) == 1
-    assert "not written" in capsys.readouterr().err
+    assert "not recorded" in capsys.readouterr().err
     assert (fresh_bundle / "manifest.json").read_bytes() == before
     assert not (fresh_bundle / quantize.INT8_FILE).exists()
 

@@ -18,10 +18,16 @@ DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "tweeteval-emoj
 def test_default_model_reproduces_its_recorded_val_metrics() -> None:
     manifest = json.loads((resolve_model(None, None) / "manifest.json").read_text())
     assert manifest["metrics"]["dataset"] == "Val.csv"
-    report = evaluate_file(DATA / "Val.csv", model=DEFAULT_MODEL)
+    report = evaluate_file(DATA / "Val.csv", model=DEFAULT_MODEL, precision="fp32")
     assert report.rows == 5000
     assert round(100 * report.macro_f1, 2) == manifest["metrics"]["macro_f1"]
     assert round(100 * report.accuracy, 2) == manifest["metrics"]["accuracy"]
+    assert manifest["precisions"], "the default ships with a checked reduced precision"
+    for precision, check in manifest["precisions"].items():
+        assert check["dataset"] == "Val.csv"
+        reduced = evaluate_file(DATA / "Val.csv", model=DEFAULT_MODEL, precision=precision)
+        assert round(100 * reduced.macro_f1, 2) == check["macro_f1"]
+        assert abs(check["macro_f1"] - check["fp32_macro_f1"]) <= 0.3
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from emoji_batch.device import DeviceChoice
-from emoji_batch.predict import PRECISION_HELP, PrecisionChoice
+from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import evaluate_file
 
 
@@ -20,7 +20,7 @@ def evaluate_cli(
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
     device: Annotated[DeviceChoice, typer.Option()] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
 ) -> None:
     """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""

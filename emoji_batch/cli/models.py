@@ -38,10 +38,10 @@ def list_cli(
         emoji = "".join(label.emoji for label in m.labels)
         typer.echo(f"{name}{default}\n  {m.architecture}, {len(m.labels)} labels {emoji}")
         typer.echo(f"  {score}")
-        if "int8" in (m.precisions or {}):
-            check = m.precisions["int8"]
+        for precision, check in (m.precisions or {}).items():
             typer.echo(
-                f"  int8 copy: top-1 agreement {100 * check['top1_agreement']:.2f}% "
-                f"with fp32, macro-F1 {check['int8_macro_f1']} on {check['dataset']}"
+                f"  {precision}: top-1 agreement {100 * check['top1_agreement']:.2f}% with "
+                f"fp32, macro-F1 {check['macro_f1']}, {check['tweets_per_second']:,.0f} vs "
+                f"{check['fp32_tweets_per_second']:,.0f} tweets/s on {check['dataset']}"
             )
         typer.echo(f"  {path}")

@@ -7,7 +7,7 @@ import typer
 
 from emoji_batch import logs
 from emoji_batch.device import DeviceChoice
-from emoji_batch.predict import PRECISION_HELP, PrecisionChoice
+from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, score_file
 
 LogFormatOption = Annotated[
@@ -48,7 +48,7 @@ def score_cli(
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read per chunk.")
     ] = DEFAULT_CHUNK_ROWS,
-    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+    batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     device: Annotated[DeviceChoice, typer.Option(help="auto, cpu or gpu.")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT.")] = False,
