@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emoji_batch.cleaning import clean_text, clean_texts
+from emoji_batch.cleaning import _clean_once, clean_text, clean_texts
 
 
 def test_mentions_become_user() -> None:
@@ -66,3 +66,18 @@ def test_total_and_idempotent(text: str) -> None:
 def test_idempotent_on_entity_soup(text: str) -> None:
     once = clean_text(text)
     assert clean_text(once) == once
+
+
+TRIGGERS = [
+    *"@_.:/ wWhHtTpPsSaZ09\t\n\x1c\x85\u3000\ufe0f\u200b\u212a\u0130é😂",
+    "http://",
+    "HTTPS://",
+    "www.",
+    "@user",
+]
+
+@given(st.one_of(st.text(), st.lists(st.sampled_from(TRIGGERS)).map("".join)))
+def test_output_is_a_fixed_point_of_every_rule(text: str) -> None:
+    """Also covers the one-pass shortcut for text without "&" or "#"."""
+    once = clean_text(text)
+    assert _clean_once(once) == once
