@@ -55,8 +55,8 @@ def tweets_file(rows: int, suffix: str) -> Path:
     return path
 
 
-def measured(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; return its wall seconds, its peak RSS in MB and its stdout."""
+def measured(cmd: list[str]) -> tuple[float, float, str, str]:
+    """Run ``cmd``; return its wall seconds, its peak RSS in MB, its stdout and stderr."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
@@ -64,22 +64,25 @@ def measured(cmd: list[str]) -> tuple[float, float, str]:
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
+        stderr = err.read().decode()
         if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{err.read().decode()[-3000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+            sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode(), stderr
 
 
 def score_e2e(model: str, data: Path, *extra: str) -> dict[str, Any]:
+    """``emoji-batch score`` as a user runs it; its JSON summary says the precision used."""
     out = CACHE / f"out{''.join(data.suffixes)}"
     cmd = [str(BIN / "emoji-batch"), "score", str(data), "-o", str(out), "--model", model]
-    seconds, rss, _ = measured([*cmd, "--force", "--quiet", *extra])
-    return {"seconds": seconds, "rss_mb": rss, "output": out}
+    seconds, rss, _, stderr = measured([*cmd, "--force", "--log-format", "json", *extra])
+    summary = json.loads(stderr.strip().splitlines()[-1])
+    return {"seconds": seconds, "rss_mb": rss, "output": out, "precision": summary["precision"]}
 
 
 def child(approach: str, model: str, data: Path) -> dict[str, Any]:
     """An alternative approach, in a child process; returns its loop time and RSS."""
     cmd = [sys.executable, __file__, "--child", approach, "--model", model, "--data", str(data)]
-    seconds, rss, stdout = measured(cmd)
+    seconds, rss, stdout, _ = measured(cmd)
     return {**json.loads(stdout.strip().splitlines()[-1]), "rss_mb": rss, "process_s": seconds}
 
 
@@ -213,7 +216,7 @@ def family(
     lines = [
         {
             "family": name,
-            "approach": f"emoji-batch score ({model})",
+            "approach": f"emoji-batch score ({Path(model).name}, {ours['precision']})",
             "rows": rows,
             "tweets_per_s": rows / ours["seconds"],
             "rss_mb": ours["rss_mb"],
@@ -222,6 +225,19 @@ def family(
     ]
     alt_data = tweets_file(alt_rows, "parquet")
     top1 = our_top1(ours["output"], resolve_model(model, None), alt_rows)
+    if ours["precision"] != "fp32":
+        exact = score_e2e(model, alt_data, "--precision", "fp32")
+        same = agreement(top1, our_top1(exact["output"], resolve_model(model, None), alt_rows))
+        lines.append(
+            {
+                "family": name,
+                "approach": f"emoji-batch score ({Path(model).name}, fp32)",
+                "rows": alt_rows,
+                "tweets_per_s": alt_rows / exact["seconds"],
+                "rss_mb": exact["rss_mb"],
+                "note": f"whole process; top-1 same as the row above: {100 * same:.1f}%",
+            }
+        )
     for approach in alternatives:
         result = child(approach, model, alt_data)
         lines.append(
