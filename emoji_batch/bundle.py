@@ -92,7 +92,7 @@ class Manifest:
                 created=data.get("created", ""),
                 files=data["files"],
                 calibration=_check_calibration(data.get("calibration"), len(data["labels"]), where),
-                precisions=dict(data.get("precisions") or {}),
+                precisions=_check_precisions(data.get("precisions"), where),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed manifest ({exc!r})") from exc
@@ -110,6 +110,19 @@ def _check_calibration(value: Any, n_labels: int, where: Path) -> dict[str, Any]
     if len(prior) != n_labels or min(prior) <= 0:
         raise ModelError(f"{where}: calibration needs one positive prior per label")
     return {**value, "label_prior": prior, "prior_power": power}
+
+
+def _check_precisions(value: Any, where: Path) -> dict[str, Any]:
+    """``{name: {fallback_margin, tweets_per_second, fp32_tweets_per_second, ...}}``."""
+    if not value:
+        return {}
+    try:
+        for check in value.values():
+            for key in ("fallback_margin", "tweets_per_second", "fp32_tweets_per_second"):
+                float(check[key])
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: malformed precisions record ({exc!r})") from exc
+    return dict(value)
 
 
 def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from emoji_batch import quantize
 from emoji_batch.bundle import load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
-from emoji_batch.errors import InputError
+from emoji_batch.errors import InputError, ModelError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
 from tests.conftest import make_rows, run_cli, train_args, write_labelled
 
@@ -201,3 +201,12 @@ def test_fp32_path_traces_once(tiny_bundle: Path) -> None:
     for n in (1, 5, 17):  # batch sizes and padded widths vary
         predictor.predict_proba([*TEXTS[:n], "a much longer text " * 8])
     assert predictor.traces == 1
+
+
+def test_malformed_precisions_record_is_refused(fresh_bundle: Path) -> None:
+    manifest_path = fresh_bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["precisions"] = {"int8": {"fallback_margin": 0.1}}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="malformed precisions"):
+        load_bundle(fresh_bundle)
