@@ -226,7 +226,7 @@ def family(
             "rows": rows,
             "tweets_per_s": rows / ours["seconds"],
             "rss_mb": ours["rss_mb"],
-            "note": "whole process, file in -> file out; after start-up (its summary "
+            "note": "whole process, file in -> file out; after imports (its summary "
             f"line): {ours['after_start_up']:,.0f}/s",
         }
     ]
