@@ -76,6 +76,7 @@ TRIGGERS = [
     "@user",
 ]
 
+
 @given(st.one_of(st.text(), st.lists(st.sampled_from(TRIGGERS)).map("".join)))
 def test_output_is_a_fixed_point_of_every_rule(text: str) -> None:
     """Also covers the one-pass shortcut for text without "&" or "#"."""

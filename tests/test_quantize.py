@@ -41,6 +41,12 @@ def bert_bundle(tiny_data: dict[str, Path], tiny_bert: Path, tmp_path_factory) -
     return out
 
 
+# _tiny_margins: the tiny BERT's emoji are often near-ties, so a large share of its rows
+# can fall back to fp32 (how large depends on its random weights); the CLI tests check
+# what is recorded and used, and lift the share limit so the result does not hinge on
+# that. The agreement test above holds the tiny model to the real limits.
+
+
 @pytest.fixture(scope="module")
 def check_data(tmp_path_factory) -> Path:
     """Labelled rows to check int8 copies on: enough that one flipped row moves macro-F1
@@ -124,7 +130,10 @@ def test_fallback_margin_reaches_the_target() -> None:
     assert quantize.fallback_margin(exact, exact, 0.995) == 0.0
 
 
-def test_quantize_cli_records_checked_precisions(fresh_bundle: Path, check_data: Path) -> None:
+def test_quantize_cli_records_checked_precisions(
+    fresh_bundle: Path, check_data: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
     args = ["quantize", fresh_bundle, "--data", check_data]
     assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
     manifest = json.loads((fresh_bundle / "manifest.json").read_text())
@@ -168,8 +177,9 @@ def test_auto_takes_the_fastest_checked_precision(bert_bundle: Path) -> None:
 
 
 def test_score_precision_option(
-    fresh_bundle: Path, check_data: Path, tmp_path: Path, capsys
+    fresh_bundle: Path, check_data: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
+    monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
     data = write_labelled(tmp_path / "in.csv", make_rows(50, 3))
     base = ["score", data, "--model", fresh_bundle, "--text-column", "TEXT", "--force"]
     assert run_cli([*base, "-o", tmp_path / "a.csv", "--precision", "int8"]) == 2
