@@ -113,6 +113,7 @@ class Predictor:
             raise ValueError("batch size must be at least 1")
         self.fallback_rows = 0
         self._fp32: Callable[[np.ndarray], np.ndarray] | None = None
+        self._functions: list[Any] = []
         self._run: Callable[[np.ndarray], np.ndarray]
         if self.precision == "int8":
             from emoji_batch.quantize import Int8Runner
@@ -139,21 +140,22 @@ class Predictor:
         import tensorflow as tf
 
         spec = tf.TensorSpec([None, None], tf.int32)
-        self._forward = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
+        forward = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
+        self._functions.append(forward)
         # Trace once now, and keep the C++ notices of the first run out of the caller's log.
         with stderr_silenced(), tf.device(self.device):
-            self._forward(tf.ones([1, 8], tf.int32))
+            forward(tf.ones([1, 8], tf.int32))
 
         def run(batch: np.ndarray) -> np.ndarray:
             with tf.device(self.device):
-                return self._forward(tf.constant(batch)).numpy()
+                return forward(tf.constant(batch)).numpy()
 
         return run
 
     @property
     def traces(self) -> int:
-        """How many graphs the fp32 path has traced: one, whatever the batch shapes."""
-        return self._forward.experimental_get_tracing_count()
+        """Graphs traced by the TensorFlow paths: one per model, whatever the batch shapes."""
+        return sum(f.experimental_get_tracing_count() for f in self._functions)
 
     @property
     def n_labels(self) -> int:

@@ -202,29 +202,50 @@ def fallback_margin(fp32: np.ndarray, reduced: np.ndarray, target: float) -> flo
     return float(np.nextafter(disagree[allowed], np.float32(1)))
 
 
-def compare_precision(
+@dataclass
+class Fp32Reference:
+    """The check data, encoded once, with the fp32 model's probabilities and speed on it."""
+
+    dataset: str
+    labels: np.ndarray
+    encoded: list[np.ndarray]
+    probs: np.ndarray
+    tweets_per_second: float
+
+
+def fp32_reference(
     bundle: Bundle,
-    precision: Precision,
     data: Path,
     text_column: str = "text",
     label_column: str = "label",
     batch_size: int | None = None,
-    int8_model: bytes | None = None,
-) -> QuantizeReport:
-    """Score ``data`` in fp32 and ``precision``, fit the fallback margin, compare."""
+) -> Fp32Reference:
+    """Score labelled ``data`` with the fp32 model: what each precision is checked against."""
     labelled = read_labelled(data, text_column, label_column)
     inside = keep_labels(labelled, [label.id for label in bundle.labels])
     if not len(inside):
         check_labels(labelled, bundle.labels)  # raises: nothing to compare on
-    seqs = bundle.encoder.encode(clean_texts(inside.texts), bundle.manifest.max_length)
+    encoded = bundle.encoder.encode(clean_texts(inside.texts), bundle.manifest.max_length)
     fp32 = Predictor(bundle, batch_size=batch_size)
+    fp32.predict_encoded(encoded)  # the first calls set up kernels for every width
+    started = time.perf_counter()
+    probs = fp32.predict_encoded(encoded)
+    speed = len(encoded) / (time.perf_counter() - started)
+    return Fp32Reference(data.name, inside.labels, encoded, probs, speed)
+
+
+def compare_precision(
+    bundle: Bundle,
+    precision: Precision,
+    reference: Fp32Reference,
+    batch_size: int | None = None,
+    int8_model: bytes | None = None,
+) -> QuantizeReport:
+    """Score the check data in ``precision``, fit the fallback margin, compare with fp32."""
+    seqs, exact = reference.encoded, reference.probs
     reduced = Predictor(bundle, batch_size=batch_size, precision=precision, int8_model=int8_model)
     reduced.fallback_margin = 0.0
-    for predictor in (fp32, reduced):  # first calls set up kernels for every width
-        predictor.predict_encoded(seqs)
-    started = time.perf_counter()
-    exact = fp32.predict_encoded(seqs)
-    fp32_seconds = time.perf_counter() - started
+    reduced.predict_encoded(seqs)  # the first calls set up kernels for every width
     rough = reduced.predict_encoded(seqs)
     margin = fallback_margin(exact, rough, TARGET_AGREEMENT)
     reduced.fallback_margin = margin
@@ -233,7 +254,7 @@ def compare_precision(
     seconds = time.perf_counter() - started
 
     def f1(probs: np.ndarray) -> float:
-        report = evaluate_probs(inside.labels, probs, bundle.labels, data.name)
+        report = evaluate_probs(reference.labels, probs, bundle.labels, reference.dataset)
         return round(100 * report.macro_f1, 2)
 
     def agreement(probs: np.ndarray) -> float:
@@ -241,7 +262,7 @@ def compare_precision(
 
     return QuantizeReport(
         precision=precision,
-        dataset=data.name,
+        dataset=reference.dataset,
         rows=len(seqs),
         fallback_margin=margin,
         fallback_share=round(float(np.mean(top2_margin(rough) < margin)), 4),
@@ -249,7 +270,7 @@ def compare_precision(
         agreement_without_fallback=agreement(rough),
         fp32_macro_f1=f1(exact),
         macro_f1=f1(mixed),
-        fp32_tweets_per_second=round(len(seqs) / fp32_seconds, 1),
+        fp32_tweets_per_second=round(reference.tweets_per_second, 1),
         tweets_per_second=round(len(seqs) / seconds, 1),
     )
 
@@ -272,15 +293,14 @@ def quantize_bundle(
     """
     bundle = load_bundle(directory)
     manifest = bundle.manifest
+    reference = fp32_reference(bundle, data, text_column, label_column, batch_size)
     reports, refusals = [], []
     for precision in precisions:
         flat = None
         try:
             if precision == "int8":
                 flat = convert_int8(bundle.model)
-            report = compare_precision(
-                bundle, precision, data, text_column, label_column, batch_size, flat
-            )
+            report = compare_precision(bundle, precision, reference, batch_size, flat)
         except ModelError as exc:
             refusals.append(f"{precision}: {exc}")
             continue

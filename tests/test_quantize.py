@@ -93,9 +93,8 @@ def test_int8_with_fallback_agrees_with_fp32_on_new_rows(
 ) -> None:
     bundle = load_bundle(bert_bundle)
     flat = quantize.convert_int8(bundle.model)
-    report = quantize.compare_precision(
-        bundle, "int8", check_data, "TEXT", "Label", int8_model=flat
-    )
+    reference = quantize.fp32_reference(bundle, check_data, "TEXT", "Label")
+    report = quantize.compare_precision(bundle, "int8", reference, int8_model=flat)
     exact = Predictor(bundle).predict_proba(TEXTS)
     assert len(set(exact.argmax(axis=1))) == 3  # a model that tells texts apart
     rough = Predictor(bundle, precision="int8", int8_model=flat)
