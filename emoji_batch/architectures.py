@@ -154,7 +154,8 @@ class Phase:
     learning_rate: float
     max_epochs: int
     train_pretrained: bool
-    polynomial_decay: bool = False
+    # Decay the learning rate linearly to 0 over the phase's epochs.
+    linear_decay: bool = False
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             # the head first trains alone, as in bert_bilstm.
             phases=(
                 Phase("frozen_encoder", 1e-3, 3, train_pretrained=False),
-                Phase("fine_tune", 4e-5, 4, train_pretrained=True, polynomial_decay=True),
+                Phase("fine_tune", 4e-5, 4, train_pretrained=True, linear_decay=True),
             ),
         ),
         Architecture(

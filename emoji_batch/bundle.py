@@ -160,10 +160,14 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
         tmp.chmod(0o644)
 
 
-def save_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
+def save_weights(path: Path, weights: dict[str, np.ndarray], dtype: str = "float32") -> None:
+    """Write named weights, float32 arrays stored as ``dtype`` (float16 halves a bundle)."""
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(path))
+    def stored(value: np.ndarray) -> np.ndarray:
+        return value.astype(dtype) if value.dtype == np.float32 else value
+
+    save_file({k: np.ascontiguousarray(stored(v)) for k, v in weights.items()}, str(path))
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
@@ -284,7 +288,7 @@ def assign_weights(model: Any, weights: dict[str, np.ndarray], where: Path) -> N
             raise ModelError(
                 f"{where}: weight {name} has shape {value.shape}, architecture needs {w.shape}"
             )
-        w.assign(value)
+        w.assign(value.astype(w.dtype.as_numpy_dtype, copy=False))  # float16 storage
 
 
 def bundle_files(bundle: Bundle) -> list[Path]:
@@ -345,10 +349,12 @@ def rebuild_model(bundle: Bundle, dtype_policy: str) -> Any:
     return model
 
 
-def save_bundle(directory: Path, manifest: Manifest, model: Any, encoder: Any) -> None:
-    """Write weights, the text encoder's files and then the manifest (last, so a bundle
-    is whole or absent)."""
+def save_bundle(
+    directory: Path, manifest: Manifest, model: Any, encoder: Any, dtype: str = "float32"
+) -> None:
+    """Write weights (float32 ones stored as ``dtype``), the text encoder's files and then
+    the manifest (last, so a bundle is whole or absent)."""
     directory.mkdir(parents=True, exist_ok=True)
-    save_weights(directory / WEIGHTS, model_weights(model))
+    save_weights(directory / WEIGHTS, model_weights(model), dtype)
     manifest.files = {"weights": WEIGHTS, **encoder.save(directory)}
     write_manifest(directory, manifest)

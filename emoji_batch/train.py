@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.architectures import get_architecture, set_pretrained_trainable
+from emoji_batch.architectures import Phase, get_architecture, set_pretrained_trainable
 from emoji_batch.bert import (
     DEFAULT_ENCODER_PACKAGE,
     WordPieceEncoder,
@@ -25,6 +26,7 @@ from emoji_batch.bert import (
     resolve_encoder,
 )
 from emoji_batch.bundle import Bundle, Manifest, check_new_bundle_dir, file_fingerprint, save_bundle
+from emoji_batch.checkpoints import TrainingCheckpoints
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import (
     Labelled,
@@ -36,11 +38,16 @@ from emoji_batch.dataset import (
     read_labelled,
     select,
 )
+from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label, read_mapping
 from emoji_batch.predict import Predictor, adjust_to_prior, pad_batch
 from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
+
+tf = tensorflow()
+import tf_keras as keras  # noqa: E402  (after TensorFlow's quiet import)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +77,20 @@ class TrainConfig:
     encoder: str | None = None
     max_length: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Peak learning rate of the last (fine-tuning) phase; None: the architecture's.
+    learning_rate: float | None = None
+    # Share of each phase's steps spent warming the learning rate up linearly from 0.
+    warmup: float = 0.0
+    # Decay the learning rate linearly to 0 over each phase; None: the phase's default.
+    linear_decay: bool | None = None
+    label_smoothing: float = 0.0
+    # What early stopping and the choice of the best epoch watch.
+    monitor: Literal["val_loss", "val_macro_f1"] = "val_loss"
+    # float16 halves a bundle; the recorded metrics are those of the rounded weights.
+    weights_dtype: Literal["float32", "float16"] = "float32"
     command: str = ""
     force: bool = False
+    resume: bool = False
 
 
 @dataclass
@@ -130,11 +149,13 @@ def _dataset(
     weights: np.ndarray,
     batch_size: int,
     seed: int | None,
+    skip_epochs: int = 0,
 ) -> Any:
-    """Length-bucketed batches of (ids, label, sample weight) for ``model.fit``."""
-    import tensorflow as tf
-
+    """Length-bucketed batches of (ids, label, sample weight) for ``model.fit``; a
+    resumed run skips the shuffles of the epochs it already trained."""
     rng = np.random.default_rng(seed) if seed is not None else None
+    for _ in range(skip_epochs if rng is not None else 0):
+        deque(_batches(seqs, labels, weights, batch_size, rng), maxlen=0)
     return tf.data.Dataset.from_generator(
         lambda: _batches(seqs, labels, weights, batch_size, rng),
         output_signature=(
@@ -161,8 +182,11 @@ def _class_weights(config: TrainConfig, train_labels: np.ndarray, n: int) -> np.
 PRIOR_POWERS = tuple(round(p, 1) for p in np.arange(-1.0, 1.01, 0.1))
 
 
-def _choose_prior_power(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray) -> float:
-    """The power of the training label prior that maximises validation macro-F1.
+def _choose_prior_power(
+    probs: np.ndarray, labels: np.ndarray, prior: np.ndarray
+) -> tuple[float, float]:
+    """The power of the training label prior that maximises validation macro-F1, and
+    that macro-F1 (in percent).
 
     Macro-F1 rewards rare labels more than the training loss does (or, with balanced
     class weights, less): one scalar on the dev set trades this off. Ties keep 0.
@@ -175,7 +199,117 @@ def _choose_prior_power(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray
             labels, pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0
         )
 
-    return max(sorted(PRIOR_POWERS, key=abs), key=score)
+    power = max(sorted(PRIOR_POWERS, key=abs), key=score)
+    return power, 100 * score(power)
+
+
+def _better(monitor: str, value: float, than: float) -> bool:
+    return value < than if monitor == "val_loss" else value > than
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then (with ``decay``)
+    linear decay to 0 at ``total`` steps: the usual schedule for fine-tuning BERT."""
+
+    def __init__(self, peak: float, warmup: int, total: int, decay: bool) -> None:
+        self.peak, self.warmup, self.total, self.decay = peak, warmup, total, decay
+
+    def __call__(self, step: Any) -> Any:
+        step = tf.cast(step, tf.float32)
+        rate = tf.constant(self.peak, tf.float32)
+        if self.warmup:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup)
+        if self.decay:
+            rate *= tf.clip_by_value((self.total - step) / max(self.total - self.warmup, 1), 0, 1)
+        return rate
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "decay": self.decay}
+
+
+def _learning_rate(config: TrainConfig, phase: Phase, is_last: bool, steps: int) -> Any:
+    """The phase's learning rate, or a schedule over its ``steps``."""
+    peak = config.learning_rate if is_last and config.learning_rate else phase.learning_rate
+    decay = phase.linear_decay if config.linear_decay is None else config.linear_decay
+    warmup = round(config.warmup * steps)
+    return WarmupLinearDecay(peak, warmup, steps, decay) if decay or warmup else peak
+
+
+def _loss(label_smoothing: float) -> Any:
+    """Cross-entropy on label ids, with the targets smoothed toward uniform if asked."""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+
+    def smoothed_crossentropy(y_true: Any, y_pred: Any) -> Any:
+        onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), tf.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(
+            onehot, y_pred, label_smoothing=label_smoothing
+        )
+
+    return smoothed_crossentropy
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: the monitored value (validation macro-F1 at the best prior
+    power, if asked), early stopping as Keras' ``EarlyStopping`` does it, and a
+    checkpoint, so that a killed run resumes with all of that intact."""
+
+    def __init__(
+        self,
+        phase: str,
+        config: TrainConfig,
+        checkpoints: TrainingCheckpoints,
+        optimizer: Any,
+        val_ds: Any,
+        prior: np.ndarray,
+    ) -> None:
+        super().__init__()
+        self.phase, self.config, self.checkpoints = phase, config, checkpoints
+        self.optimizer, self.val_ds, self.prior = optimizer, val_ds, prior
+
+    def _macro_f1(self) -> float:
+        probs, labels = [], []
+        for ids, y, _ in self.val_ds:
+            probs.append(self.model(ids, training=False).numpy())
+            labels.append(y.numpy())
+        return _choose_prior_power(np.concatenate(probs), np.concatenate(labels), self.prior)[1]
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        monitor = self.config.monitor
+        if monitor == "val_macro_f1":
+            logs[monitor] = self._macro_f1()
+            log.info("epoch %d: validation macro-F1 %.2f", epoch + 1, logs[monitor])
+        state = self.checkpoints.state
+        current = float(logs[monitor])
+        state["wait"] += 1
+        improved = state["phase_best"] is None or _better(monitor, current, state["phase_best"])
+        if improved:
+            state["phase_best"], state["wait"] = current, 0
+        elif state["wait"] >= self.config.patience and epoch > 0:
+            state["stopped"] = self.model.stop_training = True
+        state["epoch"] = epoch + 1
+        state["history"].append({"phase": self.phase, **{k: float(v) for k, v in logs.items()}})
+        self.checkpoints.save(self.model, self.optimizer, improved)
+
+
+def round_to_float16(model: Any) -> None:
+    """Round float32 weights to float16 and back: what a float16 bundle will load."""
+    for w in model.weights:
+        if w.dtype == "float32":
+            value = w.numpy()
+            if np.abs(value).max(initial=0) > np.finfo(np.float16).max:
+                raise InputError(f"weight {w.name} exceeds the float16 range; use float32")
+            w.assign(value.astype(np.float16).astype(np.float32))
+
+
+def _fingerprint(config: TrainConfig) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: options and data."""
+    options = {
+        k: str(v) for k, v in asdict(config).items() if k not in ("command", "force", "resume")
+    }
+    data = [file_digest(p) for p in (config.data, config.val, config.mapping) if p is not None]
+    return {"options": options, "data": data}
 
 
 def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
@@ -252,8 +386,6 @@ def _prepare_bert(
 
 def train(config: TrainConfig) -> TrainResult:
     """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
-    import tf_keras as keras
-
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
     check_new_bundle_dir(config.output, config.force)
@@ -297,6 +429,10 @@ def train(config: TrainConfig) -> TrainResult:
     model = arch.build(params, len(labels))
     init_weights(model)
 
+    prior = np.bincount(y_train, minlength=len(labels)) + 1.0
+    prior /= prior.sum()
+    checkpoints = TrainingCheckpoints(config.output, _fingerprint(config), config.resume)
+    state = checkpoints.state
     class_weight = _class_weights(config, y_train, len(labels))
     train_ds = _dataset(
         encoder.encode(train_clean, max_length),
@@ -304,49 +440,53 @@ def train(config: TrainConfig) -> TrainResult:
         class_weight[y_train],
         config.batch_size,
         config.seed,
+        skip_epochs=len(state["history"]),
     )
     val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
     val_ds = _dataset(val_seqs, y_val, class_weight[y_val], 256, None)
-
-    history: list[dict[str, Any]] = []
-    # Snapshots keyed by variable: get_weights() order shifts when trainability changes.
-    best_loss, best = float("inf"), {id(v): v.numpy() for v in model.weights}
-    for phase in arch.phases:
+    if checkpoints.resumed:
+        checkpoints.restore("latest", model=model)
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    for index, phase in enumerate(arch.phases):
+        if index < state["phase"]:
+            continue
         set_pretrained_trainable(model, phase.train_pretrained)
         epochs = config.max_epochs or phase.max_epochs
-        learning_rate: Any = phase.learning_rate
-        if phase.polynomial_decay:
-            steps = -(-len(train_set) // config.batch_size) * epochs
-            learning_rate = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, 0.0)
+        is_last = index == len(arch.phases) - 1
+        optimizer = keras.optimizers.Adam(
+            _learning_rate(config, phase, is_last, steps_per_epoch * epochs)
+        )
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss="sparse_categorical_crossentropy",
+            optimizer=optimizer,
+            loss=_loss(config.label_smoothing),
             weighted_metrics=["accuracy"],
         )
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        )
-        fit = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            callbacks=[stop],
-            verbose=2,
-        )
-        epochs = len(fit.history["loss"])
-        for i in range(epochs):
-            history.append(
-                {"phase": phase.name, **{k: float(v[i]) for k, v in fit.history.items()}}
+        if state["epoch"]:  # resuming inside this phase: its optimizer state too
+            optimizer.build(model.trainable_variables)
+            checkpoints.restore("latest", model=model, optimizer=optimizer)
+        else:
+            state |= {"phase_best": None, "wait": 0, "stopped": False}
+        if state["epoch"] < epochs and not state["stopped"]:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=epochs,
+                initial_epoch=state["epoch"],
+                callbacks=[EpochEnd(phase.name, config, checkpoints, optimizer, val_ds, prior)],
+                verbose=2,
             )
-        # EarlyStopping restored this phase's best epoch; keep it only if it beats the
-        # earlier phases, so a later phase that only overfits cannot make the model worse.
-        if min(fit.history["val_loss"]) < best_loss:
-            best_loss, best = (
-                min(fit.history["val_loss"]),
-                {id(v): v.numpy() for v in model.weights},
-            )
-    for v in model.weights:
-        v.assign(best[id(v)])
+        # Keep this phase's best epoch, and that only if it beats the earlier phases, so
+        # a later phase that only overfits cannot make the model worse.
+        checkpoints.restore("phase_best", model=model)
+        best = state["best"] is None or _better(config.monitor, state["phase_best"], state["best"])
+        if best:
+            state["best"] = state["phase_best"]
+        state |= {"phase": index + 1, "epoch": 0}
+        checkpoints.save(model, None, improved=False, best=best)
+    checkpoints.restore("best", model=model)
+    history = state["history"]
+    if config.weights_dtype == "float16":
+        round_to_float16(model)
     set_pretrained_trainable(model, True)  # the weight order of a freshly built model
 
     manifest = Manifest(
@@ -358,7 +498,9 @@ def train(config: TrainConfig) -> TrainResult:
         training={
             "command": config.command,
             "config": {
-                k: str(v) for k, v in asdict(config).items() if k not in ("command", "force")
+                k: str(v)
+                for k, v in asdict(config).items()
+                if k not in ("command", "force", "resume")
             },
             "data": file_fingerprint(config.data, len(data)),
             "val": file_fingerprint(config.val, len(val_set)) if config.val else None,
@@ -369,9 +511,7 @@ def train(config: TrainConfig) -> TrainResult:
     )
     bundle = Bundle(config.output, manifest, model, encoder)
     raw = Predictor(bundle).predict_proba(val_set.texts)
-    prior = np.bincount(y_train, minlength=len(labels)) + 1.0
-    prior /= prior.sum()
-    power = _choose_prior_power(raw, y_val, prior)
+    power, _ = _choose_prior_power(raw, y_val, prior)
     log.info("prior power %.1f chosen on the validation set", power)
     manifest.calibration = {
         "label_prior": [round(float(p), 6) for p in prior],
@@ -383,8 +523,9 @@ def train(config: TrainConfig) -> TrainResult:
     dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
     report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
     manifest.metrics = report.summary()
-    save_bundle(config.output, manifest, model, encoder)
+    save_bundle(config.output, manifest, model, encoder, config.weights_dtype)
     (config.output / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     _plot_history(history, config.output / "curves.png")
     write_report(report, config.output / "evaluation")
+    checkpoints.remove()
     return TrainResult(config.output, report, time.perf_counter() - started)

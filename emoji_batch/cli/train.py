@@ -57,6 +57,30 @@ def train_cli(
         list[str] | None,
         typer.Option("--set", help="Architecture setting KEY=VALUE (JSON value), repeatable."),
     ] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(min=0, help="Peak learning rate of the last (fine-tuning) phase."),
+    ] = None,
+    warmup: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of each phase's steps warming up.")
+    ] = 0.0,
+    decay: Annotated[
+        bool | None,
+        typer.Option(
+            "--decay/--no-decay",
+            help="Decay the learning rate linearly to 0 [default: per architecture].",
+        ),
+    ] = None,
+    label_smoothing: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
+    monitor: Annotated[
+        str, typer.Option(help="Early stopping watches val_loss or val_macro_f1.")
+    ] = "val_loss",
+    weights_dtype: Annotated[
+        str, typer.Option(help="float32, or float16 (half the size; metrics as rounded).")
+    ] = "float32",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the per-epoch checkpoints.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
 ) -> None:
     """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation."""
@@ -67,6 +91,10 @@ def train_cli(
         raise typer.BadParameter("use none or balanced", param_hint="--class-weight")
     if balance not in ("none", "downsample"):
         raise typer.BadParameter("use none or downsample", param_hint="--balance")
+    if monitor not in ("val_loss", "val_macro_f1"):
+        raise typer.BadParameter("use val_loss or val_macro_f1", param_hint="--monitor")
+    if weights_dtype not in ("float32", "float16"):
+        raise typer.BadParameter("use float32 or float16", param_hint="--weights-dtype")
     config = TrainConfig(
         architecture=architecture,
         data=data,
@@ -87,8 +115,15 @@ def train_cli(
         min_count=min_count,
         seed=seed,
         overrides=parse_settings(set_ or []),
+        learning_rate=learning_rate,
+        warmup=warmup,
+        linear_decay=decay,
+        label_smoothing=label_smoothing,
+        monitor=monitor,  # type: ignore[arg-type]
+        weights_dtype=weights_dtype,  # type: ignore[arg-type]
         command=invoked_command(),
         force=force,
+        resume=resume,
     )
     result = train(config)
     typer.echo(result.report.table())

@@ -1,0 +1,128 @@
+"""Fine-tuning options: warm-up/decay schedule, label smoothing, macro-F1 early stopping,
+float16 bundles and resuming a killed run from its per-epoch checkpoints."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoji_batch.bundle import load_bundle
+from emoji_batch.checkpoints import TrainingCheckpoints
+from emoji_batch.predict import Predictor
+from emoji_batch.train import WarmupLinearDecay, _loss
+from tests.conftest import run_cli, train_args
+
+TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
+
+
+def test_warmup_then_linear_decay() -> None:
+    schedule = WarmupLinearDecay(1e-3, warmup=10, total=110, decay=True)
+    rates = [float(schedule(step)) for step in (0, 4, 9, 10, 60, 109, 110, 500)]
+    assert rates[0] == pytest.approx(1e-4)
+    assert rates[1] == pytest.approx(5e-4)
+    assert rates[2] == pytest.approx(1e-3)  # peak at the end of warm-up
+    assert rates[3] == pytest.approx(1e-3)
+    assert rates[4] == pytest.approx(5e-4)  # halfway through the decay
+    assert rates[5] == pytest.approx(1e-5)
+    assert rates[6] == rates[7] == 0.0
+    constant = WarmupLinearDecay(1e-3, warmup=10, total=110, decay=False)
+    assert float(constant(500)) == pytest.approx(1e-3)
+
+
+def test_label_smoothing_moves_targets_toward_uniform() -> None:
+    probs = np.array([[0.7, 0.2, 0.1]], dtype=np.float32)
+    assert _loss(0.0) == "sparse_categorical_crossentropy"
+    plain = -np.log(0.7)
+    smoothed = float(_loss(0.3)(np.array([0]), probs)[0])
+    # targets (0.8, 0.1, 0.1): cross-entropy of those against the prediction
+    expected = -(0.8 * np.log(0.7) + 0.1 * np.log(0.2) + 0.1 * np.log(0.1))
+    assert smoothed == pytest.approx(expected, rel=1e-5)
+    assert smoothed > plain
+
+
+def test_float16_bundle_reproduces_its_recorded_metrics(
+    tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bert16"
+    args = train_args(
+        "fine_tuned_bert",
+        tiny_data,
+        out,
+        "--max-epochs",
+        2,
+        "--batch-size",
+        32,
+        "--learning-rate",
+        1e-3,
+        "--warmup",
+        0.2,
+        "--decay",
+        "--label-smoothing",
+        0.1,
+        "--monitor",
+        "val_macro_f1",
+        "--weights-dtype",
+        "float16",
+        encoder=tiny_bert,
+    )
+    assert run_cli(args) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert all("val_macro_f1" in epoch for epoch in history)
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(out / "weights.safetensors"))
+    assert {v.dtype for v in stored.values()} == {np.dtype("float16")}
+    assert not (tmp_path / ".bert16.train").exists()  # checkpoints go once the bundle is whole
+    manifest = json.loads((out / "manifest.json").read_text())
+    report = tmp_path / "report"
+    evaluate = ["evaluate", "--model", out, "--data", tiny_data["val"], "--report-dir", report]
+    assert run_cli(evaluate) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert round(100 * metrics["macro_f1"], 2) == manifest["metrics"]["macro_f1"]
+
+
+def test_killed_run_resumes_from_its_last_epoch(
+    tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "bert"
+    args = train_args(
+        "fine_tuned_bert",
+        tiny_data,
+        out,
+        "--max-epochs",
+        3,
+        "--batch-size",
+        32,
+        "--patience",
+        5,
+        "--monitor",
+        "val_macro_f1",
+        encoder=tiny_bert,
+    )
+    save = TrainingCheckpoints.save
+    calls = []
+
+    def save_then_die(self: TrainingCheckpoints, *a: object, **k: object) -> None:
+        save(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the second epoch's checkpoint
+
+    monkeypatch.setattr(TrainingCheckpoints, "save", save_then_die)
+    assert run_cli(args) == 130
+    monkeypatch.setattr(TrainingCheckpoints, "save", save)
+    scratch = tmp_path / ".bert.train"
+    state = json.loads((scratch / "state.json").read_text())["state"]
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert not out.exists()
+
+    # Another run's options may not continue these checkpoints.
+    assert run_cli([*args, "--resume", "--label-smoothing", 0.2]) == 2
+    assert run_cli([*args, "--resume"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 3
+    assert history[:2] == state["history"]  # the first two epochs were not trained again
+    assert not scratch.exists()
+    probs = Predictor(load_bundle(out)).predict_proba(TEXTS)
+    assert np.isfinite(probs).all()
