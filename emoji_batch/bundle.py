@@ -271,6 +271,14 @@ def model_weights(model: Any) -> dict[str, np.ndarray]:
     return {name: w.numpy() for name, w in _named_weights(model)}
 
 
+def named_weight(model: Any, name: str) -> np.ndarray:
+    """One weight by its name in the weights file (see :func:`model_weights`)."""
+    for key, w in _named_weights(model):
+        if key == name:
+            return w.numpy()
+    raise ModelError(f"{model.name} has no weight {name!r}")
+
+
 def assign_weights(model: Any, weights: dict[str, np.ndarray], where: Path) -> None:
     """Load named weights into a freshly built model, refusing any mismatch."""
     named = _named_weights(model)

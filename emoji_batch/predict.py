@@ -2,21 +2,21 @@
 
 Texts are cleaned, encoded, sorted by length and cut into batches padded only to their
 longest member, so short tweets cost little (rounding widths up to a multiple of 8, for
-fewer distinct shapes, measured 10% slower for GloVe and 20% for int8 BERT). The
-fp32 model runs inside one ``tf.function`` with a shape-agnostic signature: one trace.
-The int8 copy (see :mod:`emoji_batch.quantize`) runs in TensorFlow Lite on the CPU.
+fewer distinct shapes, measured 10% slower for GloVe and 20% for int8 BERT). Each
+precision's model runs in a runtime of :mod:`emoji_batch.runtimes`; the int8 copy that
+:mod:`emoji_batch.quantize` builds runs in TensorFlow Lite on the CPU.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.bundle import Bundle, bundle_file, rebuild_model
+from emoji_batch.bundle import Bundle, bundle_file, named_weight, rebuild_model
 from emoji_batch.cleaning import clean_texts
-from emoji_batch.device import stderr_silenced
 from emoji_batch.errors import InputError
+from emoji_batch.runtimes import Int8Runtime, KerasRuntime, Runtime
 
 # Texts per model call, measured on the 2-core CPU: the small GloVe CNN keeps gaining up
 # to ~1,000 (bf16 end to end on 200k tweets: 16.6k tweets/s at 512, 17.4k at 1,024);
@@ -112,50 +112,37 @@ class Predictor:
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.fallback_rows = 0
-        self._fp32: Callable[[np.ndarray], np.ndarray] | None = None
-        self._functions: list[Any] = []
-        self._run: Callable[[np.ndarray], np.ndarray]
+        self._fp32: Runtime | None = None
+        self._keras: list[KerasRuntime] = []
+        self._run: Runtime
         if self.precision == "int8":
-            from emoji_batch.quantize import Int8Runner
-
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-            self._run = Int8Runner(flat)
+            self._run = Int8Runtime(flat, lambda name: named_weight(self.bundle.model, name))
         elif self.precision == "bf16":
-            self._run = self._tf_runner(rebuild_model(self.bundle, "mixed_bfloat16"))
+            self._run = self._keras_runtime(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:
-            self._run = self._fp32_runner()
+            self._run = self._fp32_runtime()
         if self.precision != "fp32" and not self.fallback_margin and self.int8_model is None:
             check = (self.bundle.manifest.precisions or {}).get(self.precision, {})
             self.fallback_margin = float(check.get("fallback_margin", 0.0))
 
-    def _fp32_runner(self) -> Callable[[np.ndarray], np.ndarray]:
-        """The Keras model in one ``tf.function``, built on first use."""
+    def _fp32_runtime(self) -> Runtime:
+        """The Keras model in fp32, built on first use."""
         if self._fp32 is None:
-            self._fp32 = self._tf_runner(self.bundle.model)
+            self._fp32 = self._keras_runtime(self.bundle.model)
         return self._fp32
 
-    def _tf_runner(self, model: Any) -> Callable[[np.ndarray], np.ndarray]:
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, None], tf.int32)
-        forward = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
-        self._functions.append(forward)
-        # Trace once now, and keep the C++ notices of the first run out of the caller's log.
-        with stderr_silenced(), tf.device(self.device):
-            forward(tf.ones([1, 8], tf.int32))
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            with tf.device(self.device):
-                return forward(tf.constant(batch)).numpy()
-
-        return run
+    def _keras_runtime(self, model: Any) -> KerasRuntime:
+        runtime = KerasRuntime(model, self.device)
+        self._keras.append(runtime)
+        return runtime
 
     @property
     def traces(self) -> int:
         """Graphs traced by the TensorFlow paths: one per model, whatever the batch shapes."""
-        return sum(f.experimental_get_tracing_count() for f in self._functions)
+        return sum(runtime.traces for runtime in self._keras)
 
     @property
     def n_labels(self) -> int:
@@ -181,14 +168,12 @@ class Predictor:
             close = np.flatnonzero(top2_margin(probs) < self.fallback_margin)
             if len(close):
                 exact = np.zeros((len(close), self.n_labels), dtype=np.float32)
-                self._run_batches(self._fp32_runner(), [seqs[i] for i in close], exact)
+                self._run_batches(self._fp32_runtime(), [seqs[i] for i in close], exact)
                 probs[close] = self._calibrated(exact)
             self.fallback_rows += len(close)
         return probs
 
-    def _run_batches(
-        self, run: Callable[[np.ndarray], np.ndarray], seqs: Sequence[np.ndarray], out: np.ndarray
-    ) -> None:
+    def _run_batches(self, run: Runtime, seqs: Sequence[np.ndarray], out: np.ndarray) -> None:
         order = np.argsort([len(s) for s in seqs], kind="stable")
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]

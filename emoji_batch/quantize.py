@@ -5,23 +5,22 @@ TensorFlow Lite's dynamic-range quantization stores weight matrices as int8 and 
 the matrix products in int8 (XNNPACK, VNNI on these CPUs); activations stay float
 between layers. It would also store the embedding tables as int8 with one scale per
 table, which alone moves 2-3% of BERT's top-1 predictions, so those tables are put
-back to float32 after conversion. Rows whose two best emoji are nearly tied are
+back to float32 after conversion, and a vocabulary-sized one is left out of the file
+and read from the bundle's weights instead. Rows whose two best emoji are nearly tied are
 recomputed in fp32. bfloat16 runs the Keras model with bfloat16 arithmetic (AVX-512
 BF16 through oneDNN) and float32 weights and output. Each is checked on labelled data
 against the fp32 model before the bundle records it.
 """
 
 import logging
-import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emoji_batch.bundle import Bundle, load_bundle, write_manifest
+from emoji_batch.bundle import Bundle, load_bundle, model_weights, write_manifest
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import stderr_silenced, tensorflow
@@ -29,6 +28,7 @@ from emoji_batch.errors import EmojiBatchError, ModelError
 from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.fileio import atomic_output
 from emoji_batch.predict import REDUCED, Precision, Predictor, top2_margin
+from emoji_batch.runtimes import TABLE_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -40,41 +40,13 @@ MIN_AGREEMENT = 0.99
 TARGET_AGREEMENT = 0.995
 MAX_F1_CHANGE = 0.3
 MAX_FALLBACK_SHARE = 0.25
+# Tables with at least this many entries (BERT's word embeddings: 30,522 x 384) are not
+# copied into the int8 file; they are read from the bundle's weights at run time.
+EXTERNAL_TABLE_SIZE = 1_000_000
 
 
 class QuantizationRejected(EmojiBatchError):
     """The int8 copy is not close enough to the fp32 model; nothing was written."""
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-class Int8Runner:
-    """Runs a TensorFlow Lite model on int32 id batches, resizing its input per shape."""
-
-    def __init__(self, model_content: bytes, threads: int | None = None) -> None:
-        tf = tensorflow()
-        with warnings.catch_warnings(), stderr_silenced():
-            # tf.lite.Interpreter warns that it moves to the ai-edge-litert package; the
-            # XNNPACK delegate announces itself on stderr.
-            warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(
-                model_content=model_content, num_threads=threads or _threads()
-            )
-            self._input = self._interpreter.get_input_details()[0]["index"]
-            self._output = self._interpreter.get_output_details()[0]["index"]
-            self._shape: tuple[int, ...] | None = None
-            self(np.ones((1, 8), dtype=np.int32))
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape != self._shape:  # a handful of widths per chunk: batches are length-sorted
-            self._interpreter.resize_tensor_input(self._input, batch.shape)
-            self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
 
 
 def convert_int8(model: Any) -> bytes:
@@ -96,62 +68,102 @@ def convert_int8(model: Any) -> bytes:
             f"{model.name} cannot be converted to TensorFlow Lite built-in ops (recurrent "
             f"layers cannot); it scores in fp32 ({type(exc).__name__})"
         ) from exc
-    tables = [w.numpy() for w in model.weights if w.shape.rank == 2]
-    tables += [layer.full_table().numpy() for layer in model.layers if hasattr(layer, "full_table")]
+    tables = {name: w for name, w in model_weights(model).items() if w.ndim == 2}
+    tables |= {
+        f"{layer.name}:full_table": layer.full_table().numpy()
+        for layer in model.layers
+        if hasattr(layer, "full_table")
+    }
     return _float_embedding_tables(flat, tables)
 
 
-def _float_embedding_tables(flat: bytes, candidates: list[np.ndarray]) -> bytes:
-    """Replace each int8 table read by GATHER -> DEQUANTIZE with its float32 original.
+def _float_embedding_tables(flat: bytes, candidates: dict[str, np.ndarray]) -> bytes:
+    """Keep embedding tables (read by GATHER) in float, and out of the file if large.
 
-    The original is the ``candidates`` array of the same shape whose per-tensor
-    quantization gives the stored int8 values; the DEQUANTIZE op is then dropped.
+    Each table is matched to the named ``candidates`` array of its shape (for int8 ones:
+    whose per-tensor quantization gives the stored values). A table of at least
+    ``EXTERNAL_TABLE_SIZE`` entries that the model's token ids index directly, and that
+    is a weight of the bundle, leaves the flatbuffer: its lookup becomes an input named
+    ``table:<weight name>`` that :class:`~emoji_batch.runtimes.Int8Runtime` fills from
+    the bundle's own weights (a vocabulary-sized table would otherwise be stored twice).
+    Other int8 tables are put back in float32 and their DEQUANTIZE op is dropped.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
     graph = model.subgraphs[0]
+    ids_input = int(graph.inputs[0])
 
     def code(op: Any) -> int:
         opcode = model.operatorCodes[op.opcodeIndex]
         return max(opcode.builtinCode, opcode.deprecatedBuiltinCode)
 
-    producer = {out: op for op in graph.operators for out in op.outputs}
-    renamed: dict[int, int] = {}
-    dropped = []
+    consumers: dict[int, list[Any]] = {}
     for op in graph.operators:
-        gather = producer.get(op.inputs[0])
-        if code(op) != schema.BuiltinOperator.DEQUANTIZE or gather is None:
-            continue
+        for i in op.inputs:
+            consumers.setdefault(int(i), []).append(op)
+    renamed: dict[int, int] = {}
+    dropped, new_inputs = [], []
+    for gather in [op for op in graph.operators if code(op) == schema.BuiltinOperator.GATHER]:
         params = graph.tensors[gather.inputs[0]]
-        if code(gather) != schema.BuiltinOperator.GATHER or params.type != schema.TensorType.INT8:
-            continue
-        stored = np.frombuffer(bytes(model.buffers[params.buffer].data), dtype=np.int8)
-        stored = stored.reshape(params.shape)
-        scale = float(params.quantization.scale[0])
-        original = next(
-            (
-                c
-                for c in candidates
-                if c.shape == stored.shape
-                and np.abs(np.round(c / scale) - stored).max(initial=0) <= 1
-            ),
-            None,
+        after = consumers.get(int(gather.outputs[0]), [])
+        dequantize = (
+            after[0]
+            if len(after) == 1 and code(after[0]) == schema.BuiltinOperator.DEQUANTIZE
+            else None
         )
-        if original is None:
-            raise ModelError("int8 export: cannot find the float table of an embedding lookup")
-        data = np.ascontiguousarray(original, dtype="<f4").view(np.uint8).ravel()
-        model.buffers[params.buffer].data = data
-        for tensor in (params, graph.tensors[gather.outputs[0]]):
-            tensor.type = schema.TensorType.FLOAT32
-            tensor.quantization = None
-        renamed[op.outputs[0]] = gather.outputs[0]
-        dropped.append(op)
+        raw = model.buffers[params.buffer].data
+        if raw is None or params.type not in (schema.TensorType.INT8, schema.TensorType.FLOAT32):
+            continue
+        if params.type == schema.TensorType.INT8:
+            if dequantize is None:
+                continue
+            stored = np.frombuffer(bytes(raw), dtype=np.int8).reshape(params.shape)
+            scale = float(params.quantization.scale[0])
+
+            def matches(c: np.ndarray, stored: np.ndarray = stored, scale: float = scale) -> bool:
+                return np.abs(np.round(c / scale) - stored).max(initial=0) <= 1
+        else:
+            stored = np.frombuffer(bytes(raw), dtype="<f4").reshape(params.shape)
+
+            def matches(c: np.ndarray, stored: np.ndarray = stored, scale: float = 0.0) -> bool:
+                return bool(np.array_equal(c, stored))
+
+        name = next(
+            (k for k, c in candidates.items() if c.shape == stored.shape and matches(c)), None
+        )
+        external = (
+            name is not None
+            and stored.size >= EXTERNAL_TABLE_SIZE
+            and int(gather.inputs[1]) == ids_input
+            and ":full_table" not in name
+            and len(consumers[int(gather.inputs[0])]) == 1
+        )
+        if external:
+            last = dequantize or gather
+            looked_up = graph.tensors[last.outputs[0]]
+            looked_up.name = (TABLE_INPUT + str(name)).encode()
+            looked_up.shape = np.array([1, 1, stored.shape[1]], dtype=np.int32)
+            looked_up.shapeSignature = np.array([-1, -1, stored.shape[1]], dtype=np.int32)
+            model.buffers[params.buffer].data = None
+            new_inputs.append(last.outputs[0])
+            dropped += [op for op in (gather, dequantize) if op is not None]
+        elif dequantize is not None:
+            if name is None:
+                raise ModelError("int8 export: cannot find the float table of an embedding lookup")
+            data = np.ascontiguousarray(candidates[name], dtype="<f4").view(np.uint8).ravel()
+            model.buffers[params.buffer].data = data
+            for tensor in (params, graph.tensors[gather.outputs[0]]):
+                tensor.type = schema.TensorType.FLOAT32
+                tensor.quantization = None
+            renamed[dequantize.outputs[0]] = gather.outputs[0]
+            dropped.append(dequantize)
     graph.operators = [op for op in graph.operators if all(op is not d for d in dropped)]
     for op in graph.operators:
         op.inputs = np.array([renamed.get(int(i), int(i)) for i in op.inputs], dtype=np.int32)
     graph.outputs = np.array([renamed.get(int(i), int(i)) for i in graph.outputs], dtype=np.int32)
+    graph.inputs = np.array([*graph.inputs, *new_inputs], dtype=np.int32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -12,7 +12,7 @@ import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
 from emoji_batch import quantize
-from emoji_batch.bundle import load_bundle, save_bundle
+from emoji_batch.bundle import load_bundle, named_weight, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
@@ -86,6 +86,32 @@ def test_int8_copy_quantizes_matrices_but_not_embedding_tables(bert_bundle: Path
     gathers = [types for name, types in ops if name == "GATHER"]
     assert gathers and all(types[0] != int8 for types in gathers)
     assert not any(name == "DEQUANTIZE" for name, _ in ops)
+
+
+def test_large_word_table_is_read_from_the_bundle_weights(
+    bert_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vocabulary table leaves the int8 file (BERT's would be 47 MB twice); the
+    int8 model then reads its rows from the bundle's weights and predicts the same."""
+    from emoji_batch.runtimes import Int8Runtime
+
+    bundle = load_bundle(bert_bundle)
+    inside = quantize.convert_int8(bundle.model)
+    word_table = bundle.model.get_layer("encoder").weights[0]
+    monkeypatch.setattr(quantize, "EXTERNAL_TABLE_SIZE", int(np.prod(word_table.shape)))
+    outside = quantize.convert_int8(bundle.model)
+    assert len(inside) - len(outside) >= 4 * np.prod(word_table.shape) * 0.9
+    runtime = Int8Runtime(outside, lambda name: named_weight(bundle.model, name))
+    names = [d["name"] for d in runtime._interpreter.get_input_details()]
+    assert names[1:] == ["table:encoder/0:weight"]
+    # Only the word lookup moved out; position and token-type tables stay inside.
+    gathers = [sum(name == "GATHER" for name, _ in _ops(flat)) for flat in (inside, outside)]
+    assert gathers[1] == gathers[0] - 1
+    same = [
+        Predictor(bundle, precision="int8", int8_model=flat).predict_proba(TEXTS)
+        for flat in (inside, outside)
+    ]
+    np.testing.assert_allclose(same[0], same[1], atol=1e-5)
 
 
 def test_int8_with_fallback_agrees_with_fp32_on_new_rows(

@@ -1,0 +1,94 @@
+"""What runs a model on one padded batch of token ids, per precision.
+
+fp32 and bf16 run a Keras model inside one ``tf.function`` (one trace, whatever the
+batch shapes); int8 runs a TensorFlow Lite flatbuffer (see :mod:`emoji_batch.quantize`,
+which builds it). Each runtime is a callable ``ids (batch, width) int32 -> probs``.
+"""
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emoji_batch.device import stderr_silenced, tensorflow
+
+Runtime = Callable[[np.ndarray], np.ndarray]
+# Name prefix of an int8 model input that takes rows of a float embedding table: the
+# table stays in the bundle's weights file instead of a second copy in the flatbuffer.
+TABLE_INPUT = "table:"
+
+
+def threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+class KerasRuntime:
+    """A Keras model in one ``tf.function`` with a shape-agnostic signature, on ``device``."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        tf = tensorflow()
+        self.device = device
+        spec = tf.TensorSpec([None, None], tf.int32)
+        self.function = tf.function(lambda ids: model(ids, training=False), input_signature=[spec])
+        # Trace once now, and keep the C++ notices of the first run out of the caller's log.
+        with stderr_silenced(), tf.device(device):
+            self.function(tf.ones([1, 8], tf.int32))
+
+    @property
+    def traces(self) -> int:
+        return int(self.function.experimental_get_tracing_count())
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        tf = tensorflow()
+        with tf.device(self.device):
+            return self.function(tf.constant(batch)).numpy()
+
+
+class Int8Runtime:
+    """Runs a TensorFlow Lite model on int32 id batches, resizing its inputs per shape.
+
+    Inputs named ``table:<weight name>`` get ``tables[<weight name>][ids]``: the float
+    rows of an embedding table the flatbuffer does not carry.
+    """
+
+    def __init__(
+        self,
+        model_content: bytes,
+        tables: Callable[[str], np.ndarray] | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        tf = tensorflow()
+        with warnings.catch_warnings(), stderr_silenced():
+            # tf.lite.Interpreter warns that it moves to the ai-edge-litert package; the
+            # XNNPACK delegate announces itself on stderr.
+            warnings.simplefilter("ignore")
+            self._interpreter = tf.lite.Interpreter(
+                model_content=model_content, num_threads=num_threads or threads()
+            )
+            inputs = self._interpreter.get_input_details()
+            self._ids = inputs[0]["index"]
+            self._tables: list[tuple[int, np.ndarray]] = []
+            for detail in inputs[1:]:
+                name = detail["name"]
+                if not name.startswith(TABLE_INPUT) or tables is None:
+                    raise ValueError(f"int8 model input {name!r} has no table to read from")
+                table = np.asarray(tables(name.removeprefix(TABLE_INPUT)), dtype=np.float32)
+                self._tables.append((detail["index"], table))
+            self._output = self._interpreter.get_output_details()[0]["index"]
+            self._shape: tuple[int, ...] | None = None
+            self(np.ones((1, 8), dtype=np.int32))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self._shape:  # a handful of widths per chunk: batches are length-sorted
+            self._interpreter.resize_tensor_input(self._ids, batch.shape)
+            for index, table in self._tables:
+                self._interpreter.resize_tensor_input(index, (*batch.shape, table.shape[1]))
+            self._interpreter.allocate_tensors()
+            self._shape = batch.shape
+        self._interpreter.set_tensor(self._ids, batch)
+        for index, table in self._tables:
+            self._interpreter.set_tensor(index, table[batch])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
