@@ -4,7 +4,7 @@ Every measurement runs in its own child process, so each peak RSS is that approa
 alone (``os.wait4``) and no approach warms a cache for another. Ratios compare numbers
 from this one run. Usage (``make bench`` runs the defaults)::
 
-    python benchmarks/bench.py [--bert-model models/fine_tuned_bert] [--glove-model glove_cnn]
+    python benchmarks/bench.py [--bert-model NAME|PATH] [--glove-model NAME|PATH]
 
 Approaches, per model family:
   emoji-batch   ``emoji-batch score FILE.parquet -o OUT.parquet``: the whole process,
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "emoji_batch" / "models"
 DATA = ROOT.parent / "shared" / "data" / "tweeteval-emoji"
 CACHE = ROOT / "benchmarks" / ".cache"
 BIN = Path(sys.executable).parent
@@ -307,8 +308,9 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bert-model", default=str(ROOT / "models" / "fine_tuned_bert"))
-    parser.add_argument("--glove-model", default="glove_cnn")
+    # The shipped bundles by path: a name would find a local ./models/NAME first.
+    parser.add_argument("--bert-model", default=str(SHIPPED / "fine_tuned_bert"))
+    parser.add_argument("--glove-model", default=str(SHIPPED / "glove_cnn"))
     parser.add_argument("--bert-rows", type=int, default=50_000)
     parser.add_argument("--glove-rows", type=int, default=1_000_000)
     parser.add_argument(

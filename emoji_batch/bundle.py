@@ -6,7 +6,9 @@ ever executed or unpickled.
 """
 
 import json
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -26,6 +28,8 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 DEFAULT_MODEL = "glove_cnn"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,7 +161,6 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
     with atomic_output(directory / MANIFEST, force=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)
 
 
 def save_weights(path: Path, weights: dict[str, np.ndarray], dtype: str = "float32") -> None:
@@ -167,7 +170,10 @@ def save_weights(path: Path, weights: dict[str, np.ndarray], dtype: str = "float
     def stored(value: np.ndarray) -> np.ndarray:
         return value.astype(dtype) if value.dtype == np.float32 else value
 
+    path.touch()  # a new file gets the system's mode for new files, an old one keeps its own
+    mode = stat.S_IMODE(path.stat().st_mode)
     save_file({k: np.ascontiguousarray(stored(v)) for k, v in weights.items()}, str(path))
+    path.chmod(mode)  # safetensors writes a private 0600 file
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
@@ -195,34 +201,63 @@ def shipped_models_dir() -> Path:
 def search_dirs(models_dir: Path | None) -> list[Path]:
     """Where model names are looked up: ``--models-dir``/env/./models, then the package."""
     first = models_dir or Path(os.environ.get(MODELS_ENV, "models"))
-    return [first, shipped_models_dir()]
+    shipped = shipped_models_dir()
+    return [shipped] if first.resolve() == shipped.resolve() else [first, shipped]
 
 
-def available_models(models_dir: Path | None) -> dict[str, Path]:
-    """Bundle name -> directory; earlier search directories shadow later ones."""
-    found: dict[str, Path] = {}
+@dataclass(frozen=True)
+class FoundModel:
+    """A bundle in a search directory, as ``--model NAME`` sees it."""
+
+    name: str
+    path: Path
+    shipped: bool
+    # An earlier search directory holds a bundle of the same name, which NAME finds.
+    shadowed: bool
+
+
+def find_models(models_dir: Path | None) -> list[FoundModel]:
+    """Every bundle in the search directories in lookup order, shadowed ones included,
+    so that a local bundle named like a shipped one can be pointed out."""
+    found: list[FoundModel] = []
+    shipped = shipped_models_dir()
     for directory in search_dirs(models_dir):
         if directory.is_dir():
             for child in sorted(directory.iterdir()):
                 if (child / MANIFEST).is_file():
-                    found.setdefault(child.name, child)
+                    shadowed = any(m.name == child.name for m in found)
+                    found.append(FoundModel(child.name, child, directory == shipped, shadowed))
     return found
 
 
 def resolve_model(model: str | None, models_dir: Path | None) -> Path:
-    """A bundle directory from a path, a name in the models directories, or the default."""
-    name = model or DEFAULT_MODEL
-    as_path = Path(name)
+    """The bundle directory ``--model`` names: a path, or a name looked up in the search
+    directories. Without ``model``, always the shipped default, whatever lies in
+    ./models: a local bundle must be asked for."""
+    shipped = shipped_models_dir()
+    if model is None:
+        return shipped / DEFAULT_MODEL
+    path = _find_model(model, models_dir)
+    namesake = shipped / model
+    is_name = Path(model).name == model
+    if is_name and (namesake / MANIFEST).is_file() and path.resolve() != namesake.resolve():
+        log.warning("--model %s is %s, which shadows the shipped %s", model, path, namesake)
+    return path
+
+
+def _find_model(model: str, models_dir: Path | None) -> Path:
+    as_path = Path(model)
     if (as_path / MANIFEST).is_file():
         return as_path
-    found = available_models(models_dir)
-    if name in found:
-        return found[name]
+    found = [m for m in find_models(models_dir) if not m.shadowed]
+    for m in found:
+        if m.name == model:
+            return m.path
     if as_path.is_dir():
         raise ModelError(f"{as_path} is not a model bundle (no {MANIFEST})")
-    known = ", ".join(found) or "(none)"
+    known = ", ".join(m.name for m in found) or "(none)"
     where = ", ".join(str(d) for d in search_dirs(models_dir))
-    raise ModelError(f"no model named {name!r} (looked in {where}); available: {known}")
+    raise ModelError(f"no model named {model!r} (looked in {where}); available: {known}")
 
 
 def check_new_bundle_dir(directory: Path, force: bool) -> None:

@@ -4,7 +4,13 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
+    "3 output locked by another run, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
+)
 
 
 class EmojiBatchError(Exception):
@@ -29,3 +35,16 @@ class LockedError(EmojiBatchError):
     """Another run holds the lock on the same output."""
 
     exit_code = EXIT_LOCKED
+
+
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM, raised by the CLI's signal handlers.
+
+    Like KeyboardInterrupt it unwinds through every ``finally`` (so temporary and lock
+    files go) and passes ``except Exception``; unlike it, the CLI framework does not
+    swallow it, so the run can end with one error line and the signal's exit code.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

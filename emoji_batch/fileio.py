@@ -3,21 +3,30 @@
 Inputs are read in chunks of ``chunk_rows`` rows so memory stays flat however large
 the file is. CSV columns are read as strings, so every value passes through to the
 output exactly as it was written; bytes that are not UTF-8 are repaired (U+FFFD) and
-the rows that held them are reported, never dropped. Outputs go to a temporary file
-beside the target and are renamed into place only after a complete, fsynced write.
+the rows that held them are reported, never dropped. JSON lines are read twice: once
+to type every key from all lines, then in chunks, so no chunk decides the columns.
+Writers convert what a format cannot hold (or refuse it before anything is scored).
+Outputs go to a temporary file beside the target and are renamed into place only after
+a complete, fsynced write.
 """
 
 import contextlib
 import csv
+import datetime
+import decimal
 import hashlib
 import io
 import itertools
 import json
+import math
 import os
+import re
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import polars as pl
@@ -39,8 +48,22 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".ndjson": "jsonl",
 }
 _CSV_BLOCK_BYTES = 1 << 20
-# Column in each chunk naming the rows whose bytes were not valid UTF-8 (then dropped).
+# Column in each CSV/JSON-lines chunk naming the rows whose text was not valid UTF-8
+# (bytes, or a lone surrogate escape such as a truncated tweet's "\ud83d"), then dropped.
 INVALID_UTF8 = "__emoji_batch_invalid_utf8__"
+# JSON-lines keys whose values are nested, beyond int64 or of several JSON types keep
+# each value's JSON text, so 4 stays 4 beside 4.5 in every output format.
+JSON_TEXT = pa.json_(pa.string())
+_JSON_TYPES: dict[type, pa.DataType] = {
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+}
+_INT64 = range(-(2**63), 2**63)
+_COMPACT = (",", ":")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def is_stdio(path: Path) -> bool:
@@ -74,6 +97,19 @@ def find_column(columns: list[str], wanted: str, what: str = "text") -> str:
     raise InputError(
         f"{what} column {wanted!r} not found; columns present: {', '.join(columns) or '(none)'}"
     )
+
+
+def is_text_type(t: pa.DataType) -> bool:
+    """Whether values of ``t`` are strings: string, large_string, string_view, or a
+    dictionary of those (polars Categorical, pandas category)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def is_json_type(t: pa.DataType) -> bool:
+    """Whether ``t`` holds JSON text (see ``JSON_TEXT``)."""
+    return isinstance(t, pa.JsonType)
 
 
 def _check_input(path: Path) -> None:
@@ -148,11 +184,81 @@ def _rebatch(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.
         yield pa.Table.from_batches(pending).combine_chunks()
 
 
+def _jsonl_records(stream: BinaryIO, where: str) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Each JSON object of a JSON-lines stream, and whether its text had to be repaired.
+
+    Blank lines are skipped, as JSON-lines readers do. Bytes that are not UTF-8 and lone
+    UTF-16 surrogate escapes (``"\\ud83d"`` alone, which UTF-8 cannot hold) become U+FFFD.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line, repaired = raw.decode("utf-8-sig" if number == 1 else "utf-8"), False
+        except UnicodeDecodeError:
+            line, repaired = raw.decode("utf-8", errors="replace"), True
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{where}:{number}: invalid JSON ({exc})") from exc
+        if not isinstance(row, dict):
+            raise InputError(f"{where}:{number}: expected a JSON object")
+        if _SURROGATE_ESCAPE.search(raw):  # cheap test first: most lines have none
+            text = json.dumps(row, ensure_ascii=False)
+            if _SURROGATE.search(text):
+                row, repaired = json.loads(_SURROGATE.sub("\ufffd", text)), True
+        yield row, repaired
+
+
+def _json_kind(value: object) -> type:
+    """The Python type json gave ``value``; ``object`` for ints int64 cannot hold."""
+    kind = type(value)
+    return object if kind is int and value not in _INT64 else kind
+
+
+def _jsonl_schema(rows: Iterable[dict[str, Any]]) -> tuple[pa.Schema, int]:
+    """One schema for the whole file, and its number of rows.
+
+    Keys come in the order first seen; a key missing from a line is null there. A key
+    with one JSON type gets the Arrow type for it (only nulls: ``null``), any other
+    ``JSON_TEXT``, so no value is rounded, widened or dropped.
+    """
+    kinds: dict[str, set[type]] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        for key, value in row.items():
+            seen = kinds.setdefault(key, set())
+            if value is not None:
+                seen.add(_json_kind(value))
+    fields = []
+    for key, seen in kinds.items():
+        if not seen:
+            fields.append(pa.field(key, pa.null()))
+        elif len(seen) == 1 and (kind := next(iter(seen))) in _JSON_TYPES:
+            fields.append(pa.field(key, _JSON_TYPES[kind]))
+        else:
+            fields.append(pa.field(key, JSON_TEXT))
+    return pa.schema(fields), count
+
+
+def _json_array(values: list[Any], t: pa.DataType) -> pa.Array:
+    """One column of parsed JSON values as ``t``; ``JSON_TEXT`` keeps their compact text."""
+    if not is_json_type(t):
+        return pa.array(values, t)
+    text = [
+        None if v is None else json.dumps(v, ensure_ascii=False, separators=_COMPACT)
+        for v in values
+    ]
+    return pa.ExtensionArray.from_storage(t, pa.array(text, pa.string()))
+
+
 class ChunkReader:
     """Iterate a CSV, Parquet or JSON-lines file (or stdin) as ``pyarrow.Table`` chunks.
 
-    Chunks hold ``chunk_rows`` rows in file order. CSV chunks carry an extra boolean
-    column ``INVALID_UTF8``; ``schema`` is the input's own schema, without it.
+    Chunks hold ``chunk_rows`` rows in file order. CSV and JSON-lines chunks carry an
+    extra boolean column ``INVALID_UTF8``; ``schema`` is the input's own schema, without
+    it. JSON lines from stdin are spooled to a temporary file, to be read twice.
     """
 
     def __init__(self, path: Path, fmt: FileFormat, chunk_rows: int) -> None:
@@ -160,8 +266,6 @@ class ChunkReader:
             raise InputError("--chunk-rows must be at least 1")
         self.path, self.fmt, self.chunk_rows = path, fmt, chunk_rows
         self.total_rows: int | None = None
-        self._jsonl_line = 0
-        self._jsonl_schema: pa.Schema | None = None
         self._ragged: pacsv.InvalidRow | None = None
         stdin = is_stdio(path)
         if stdin and fmt == "parquet":
@@ -180,19 +284,35 @@ class ChunkReader:
             elif fmt == "csv":
                 names = _read_csv_header(self._stream, where)
                 self.schema = pa.schema([pa.field(n, pa.string()) for n in names])
+                # With one column, polars and Python's csv write a null as an empty line:
+                # read it as a null row (a quoted "" stays an empty string), never skip it.
+                one_column = len(names) == 1
                 self._csv = pacsv.open_csv(
                     self._stream,
                     read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, column_names=names),
                     parse_options=pacsv.ParseOptions(
-                        newlines_in_values=True, invalid_row_handler=self._ragged_row
+                        newlines_in_values=True,
+                        ignore_empty_lines=not one_column,
+                        invalid_row_handler=self._ragged_row,
                     ),
                     convert_options=pacsv.ConvertOptions(
-                        column_types=dict.fromkeys(names, pa.binary())
+                        column_types=dict.fromkeys(names, pa.binary()),
+                        strings_can_be_null=one_column,
+                        quoted_strings_can_be_null=False,
+                        null_values=[""],
                     ),
                 )
             else:
-                self._jsonl_first = self._read_jsonl_chunk()
-                self.schema = self._jsonl_schema = self._jsonl_first.schema
+                if stdin:
+                    spool = tempfile.TemporaryFile()  # noqa: SIM115
+                    shutil.copyfileobj(self._stream, spool)
+                    self._stream.close()
+                    self._stream = spool
+                self._stream.seek(0)
+                rows = (row for row, _ in _jsonl_records(self._stream, where))
+                self.schema, self.total_rows = _jsonl_schema(rows)
+                if not self.total_rows:
+                    raise InputError(f"{where} is empty: expected JSON objects, one per line")
         except pa.ArrowInvalid as exc:
             if fmt == "csv" and "Empty CSV file" in str(exc):  # header only
                 self._csv = None
@@ -225,29 +345,12 @@ class ChunkReader:
             f"got {row.actual_columns}: {row.text[:200]!r}"
         )
 
-    def _read_jsonl_chunk(self) -> pa.Table:
-        """The next ``chunk_rows`` JSON objects; the first chunk fixes the schema."""
-        rows = []
-        for raw in itertools.islice(self._stream, self.chunk_rows):
-            self._jsonl_line += 1
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError as exc:
-                raise InputError(f"{self._where}:{self._jsonl_line}: invalid JSON ({exc})") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{self._where}:{self._jsonl_line}: expected a JSON object")
-            rows.append(row)
-        if not rows and self._jsonl_schema is None:
-            raise InputError(f"{self._where} is empty: expected JSON objects, one per line")
-        try:
-            return pa.Table.from_pylist(rows, schema=self._jsonl_schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-            raise InputError(
-                f"{self._where}: rows up to line {self._jsonl_line} do not match the first "
-                f"chunk's columns ({exc})"
-            ) from exc
+    def _jsonl_table(self, records: list[tuple[dict[str, Any], bool]]) -> pa.Table:
+        """A chunk of records in the whole file's schema, flagging the repaired ones."""
+        rows = [row for row, _ in records]
+        columns = [_json_array([row.get(f.name) for row in rows], f.type) for f in self.schema]
+        table = pa.Table.from_arrays(columns, schema=self.schema)
+        return table.append_column(INVALID_UTF8, pa.array([bad for _, bad in records]))
 
     def __iter__(self) -> Iterator[pa.Table]:
         try:
@@ -260,10 +363,10 @@ class ChunkReader:
                     for table in _rebatch(iter(self._csv), self.chunk_rows):
                         yield _decode_utf8(table)
             else:
-                chunk = self._jsonl_first
-                while chunk.num_rows:
-                    yield chunk
-                    chunk = self._read_jsonl_chunk()
+                self._stream.seek(0)
+                records = _jsonl_records(self._stream, self._where)
+                while chunk := list(itertools.islice(records, self.chunk_rows)):
+                    yield self._jsonl_table(chunk)
         except pa.ArrowInvalid as exc:
             if self.fmt == "csv":
                 raise self._csv_error(exc) from exc
@@ -278,27 +381,143 @@ class ChunkReader:
             self._stream.close()
 
 
+def _json_default(value: object) -> str:
+    """JSON for what ``to_pylist`` gives nested dates, times and decimals: ISO-8601 text
+    and the exact decimal text."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and ±inf, which JSON has no words for, replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value: Any, separators: tuple[str, str] | None = None) -> str:
+    """Strict JSON text of ``value`` (non-finite floats as null)."""
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, separators=separators, default=_json_default
+        )
+    except ValueError:  # a NaN or an infinity somewhere: rare, so only then look for it
+        return _dumps(_finite(value), separators)
+
+
+def _json_problem(t: pa.DataType, nested: bool = False) -> str | None:
+    """Why JSON cannot hold values of ``t`` (as ``_writable_column`` converts them), or None.
+
+    Nested dates and times go through Python's datetime, which stops at microseconds.
+    """
+    if pa.types.is_dictionary(t):
+        return _json_problem(t.value_type, nested)
+    if is_json_type(t):
+        return None
+    if (
+        isinstance(t, pa.BaseExtensionType)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_duration(t)
+        or pa.types.is_interval(t)
+        or (nested and pa.types.is_temporal(t) and getattr(t, "unit", None) == "ns")
+    ):
+        return f"{t} values inside it" if nested else f"{t} values"
+    problems = (_json_problem(t.field(i).type, nested=True) for i in range(t.num_fields))
+    return next((p for p in problems if p), None)
+
+
+def _writable_column(column: pa.ChunkedArray, name: str, fmt: FileFormat) -> pa.ChunkedArray:
+    """``column`` in a type that ``fmt`` (CSV or JSON lines) can hold.
+
+    Both: dictionaries decoded, string_view as string. CSV: lists, structs and maps as
+    compact JSON, JSON text with its strings unquoted. JSON lines: timestamps and times
+    as ISO-8601 text (Arrow's, which keeps nanoseconds); the rest in ``_dumps``.
+    """
+    t = column.type
+    if pa.types.is_dictionary(t):
+        return _writable_column(column.cast(t.value_type), name, fmt)
+    if pa.types.is_string_view(t):
+        return column.cast(pa.string())
+    if fmt == "csv" and pa.types.is_binary_view(t):
+        return column.cast(pa.binary())
+    nested = pa.types.is_nested(t)
+    if fmt == "jsonl" or nested:
+        problem = _json_problem(t)
+        if problem:
+            where = "JSON lines" if fmt == "jsonl" else "CSV (as JSON)"
+            raise InputError(
+                f"column {name!r} has {problem}, which {where} cannot hold; "
+                "write Parquet instead, or drop the column"
+            )
+    if fmt == "csv":
+        if is_json_type(t):
+            text = [v if v is None or v[:1] != '"' else json.loads(v) for v in column.to_pylist()]
+        elif nested:
+            text = [None if v is None else _dumps(v, _COMPACT) for v in column.to_pylist()]
+        else:
+            return column
+        return pa.chunked_array([pa.array(text, pa.string())])
+    if pa.types.is_timestamp(t):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S" + ("%Ez" if t.tz else ""))
+    if pa.types.is_time(t):
+        return column.cast(pa.string())
+    return column
+
+
 class TableWriter:
-    """Append ``pyarrow.Table`` chunks to a CSV, Parquet or JSON-lines sink."""
+    """Append ``pyarrow.Table`` chunks to a CSV, Parquet or JSON-lines sink.
+
+    Columns the format cannot hold are converted (see ``_writable_column``) or refused
+    when the writer is made, before anything is written; JSON lines are strict JSON.
+    """
 
     def __init__(self, sink: Path | BinaryIO, fmt: FileFormat, schema: pa.Schema) -> None:
         self.schema, self.fmt = schema, fmt
         self._sink = sink
+        written = self._writable(schema.empty_table()).schema
         if fmt == "parquet":
-            self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = pq.ParquetWriter(sink, schema)
+            self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = pq.ParquetWriter(
+                sink, written
+            )
         elif fmt == "csv":
-            self._writer = pacsv.CSVWriter(sink, schema)
+            self._writer = pacsv.CSVWriter(sink, written)
         else:
             self._writer = None
             self._jsonl = open(sink, "wb") if isinstance(sink, Path) else sink  # noqa: SIM115
 
+    def _writable(self, table: pa.Table) -> pa.Table:
+        if self.fmt == "parquet":
+            return table
+        columns = [
+            _writable_column(column, name, self.fmt)
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        ]
+        return pa.Table.from_arrays(columns, names=table.column_names)
+
     def write(self, table: pa.Table) -> None:
-        table = table.cast(self.schema)
+        table = self._writable(table.cast(self.schema))
         if self._writer is not None:
             self._writer.write_table(table)
             return
-        for row in table.to_pylist():
-            self._jsonl.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        columns = [
+            [None if v is None else json.loads(v) for v in column.to_pylist()]
+            if is_json_type(column.type)
+            else column.to_pylist()
+            for column in table.columns
+        ]
+        for values in zip(*columns, strict=True):
+            row = dict(zip(table.column_names, values, strict=True))
+            self._jsonl.write(_dumps(row).encode() + b"\n")
 
     def close(self) -> None:
         if self._writer is not None:
@@ -307,6 +526,17 @@ class TableWriter:
             self._jsonl.close()
         else:
             self._jsonl.flush()
+
+
+def check_writable(schema: pa.Schema, fmt: FileFormat) -> None:
+    """Refuse an output ``fmt`` cannot hold now, before anything is scored: a dry run of
+    the writer on no rows, so no run fails on its last chunk for a column's type."""
+    try:
+        writer = TableWriter(io.BytesIO(), fmt, schema)
+        writer.write(schema.empty_table())
+        writer.close()
+    except pa.ArrowException as exc:
+        raise InputError(f"cannot write these columns as {fmt}: {exc}") from exc
 
 
 def file_digest(*paths: Path) -> str:
@@ -324,15 +554,37 @@ def fsync_path(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _new_file_beside(path: Path) -> Path:
+    """An empty ``.NAME.RANDOM.tmp`` beside ``path``, created as any new file is (0666
+    less the umask, or the directory's default ACL), unlike mkstemp's private 0600."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:  # read-only file system, or a directory we may not write
+            raise InputError(
+                f"output directory {path.parent} is not writable ({exc.strerror})"
+            ) from exc
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The result has the mode of the file it replaces, else that of a new file, whatever
+    mode the writer gave the temporary file.
+    """
     check_output(path, force)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_file_beside(path)
+    mode = stat.S_IMODE(tmp.stat().st_mode)
     try:
         yield tmp
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(path.stat().st_mode)
+        os.chmod(tmp, mode)
         fsync_path(tmp)
         os.replace(tmp, path)
     finally:
@@ -340,13 +592,16 @@ def atomic_output(path: Path, force: bool) -> Iterator[Path]:
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Refuse an output that exists (without ``force``), is a directory or has no parent."""
+    """Refuse an output that exists (without ``force``), is a directory, or whose
+    directory is missing or not writable: before any work is done, not after."""
     if path.is_dir():
         raise InputError(f"output {path} is a directory")
     if path.exists() and not force:
         raise InputError(f"output {path} already exists; pass --force to overwrite it")
     if not path.parent.is_dir():
         raise InputError(f"output directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"output directory {path.parent} is not writable")
 
 
 def read_table(path: Path, fmt: FileFormat) -> pl.DataFrame:

@@ -15,9 +15,13 @@ LOGGER = "emoji_batch"
 
 
 class _TextFormatter(logging.Formatter):
+    """Plain lines; errors and warnings say so, since they are what a person must read."""
+
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        return f"error: {message}" if record.levelno >= logging.ERROR else message
+        if record.levelno >= logging.ERROR:
+            return f"error: {message}"
+        return f"warning: {message}" if record.levelno >= logging.WARNING else message
 
 
 class _JsonFormatter(logging.Formatter):

@@ -326,7 +326,6 @@ def quantize_bundle(
         if flat is not None:
             with atomic_output(directory / INT8_FILE, force=True) as tmp:
                 tmp.write_bytes(flat)
-                tmp.chmod(0o644)
             manifest.files = {**(manifest.files or {}), "int8": INT8_FILE}
         manifest.precisions = {**(manifest.precisions or {}), precision: asdict(report)}
         write_manifest(directory, manifest)

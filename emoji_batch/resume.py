@@ -49,8 +49,17 @@ class Journal:
         than silently mixed into this output.
         """
         meta = self.dir / JOURNAL
+        if self.dir.exists() and not self.dir.is_dir():
+            raise InputError(f"cannot resume into {self.dir}: it is a file; delete it")
         if meta.is_file():
-            saved = json.loads(meta.read_text())
+            try:
+                saved = json.loads(meta.read_text())
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    f"cannot resume from {meta}: unreadable journal ({exc}); delete {self.dir}"
+                ) from exc
+            if not isinstance(saved, dict):
+                raise InputError(f"cannot resume from {meta}: not a journal; delete {self.dir}")
             if saved != self.fingerprint:
                 changed = sorted(k for k in self.fingerprint if saved.get(k) != self.fingerprint[k])
                 raise InputError(

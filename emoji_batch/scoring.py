@@ -6,6 +6,7 @@ This is the library behind ``emoji-batch score`` and ``emoji-batch evaluate``.
 import contextlib
 import fcntl
 import itertools
+import json
 import logging
 import os
 import queue
@@ -35,10 +36,13 @@ from emoji_batch.fileio import (
     TableWriter,
     atomic_output,
     check_output,
+    check_writable,
     detect_format,
     file_digest,
     find_column,
+    is_json_type,
     is_stdio,
+    is_text_type,
 )
 from emoji_batch.predict import PrecisionChoice, Predictor, resolve_precision, top_k
 from emoji_batch.resume import Journal, input_fingerprint
@@ -105,16 +109,30 @@ def output_schema(input_schema: pa.Schema, k: int) -> pa.Schema:
     return pa.schema([*input_schema, *added])
 
 
-def _row_errors(column: pa.ChunkedArray, invalid_utf8: np.ndarray | None) -> list[str | None]:
-    """Why each row cannot be scored, or None. Cleaning decides emptiness later."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        kind = f"text is {column.type}, not a string"
-        return ["missing text" if v is None else kind for v in column.to_pylist()]
-    errors: list[str | None] = ["missing text" if v is None else None for v in column.to_pylist()]
+def _not_text(value: object, kind: pa.DataType) -> str:
+    return "missing text" if value is None else f"text is {kind}, not a string"
+
+
+def _row_texts(
+    column: pa.ChunkedArray, invalid_utf8: np.ndarray | None
+) -> tuple[list[str | None], list[str | None]]:
+    """Each row's text and why it cannot be scored, or None. Cleaning decides emptiness
+    later. Every Arrow string type is text (polars Categorical too); in a JSON column (a
+    JSON-lines key of several types) the rows that hold a JSON string are."""
+    if is_text_type(column.type):
+        texts = column.to_pylist()
+        errors = ["missing text" if v is None else None for v in texts]
+    elif is_json_type(column.type):
+        values = [None if v is None else json.loads(v) for v in column.to_pylist()]
+        texts = [v if isinstance(v, str) else None for v in values]
+        errors = [None if isinstance(v, str) else _not_text(v, pa.infer_type([v])) for v in values]
+    else:
+        texts = [None] * len(column)
+        errors = [_not_text(v, column.type) for v in column.to_pylist()]
     if invalid_utf8 is not None:
         for i in np.flatnonzero(invalid_utf8):
             errors[i] = "invalid UTF-8 in row"
-    return errors
+    return texts, errors
 
 
 @dataclass
@@ -133,9 +151,8 @@ def prepare_chunk(table: pa.Table, text_column: str, predictor: Predictor) -> Pr
     if INVALID_UTF8 in table.column_names:
         invalid = table.column(INVALID_UTF8).to_numpy()
         table = table.drop_columns([INVALID_UTF8])
-    column = table.column(text_column)
-    errors = _row_errors(column, invalid)
-    raw = [None if e else v for v, e in zip(column.to_pylist(), errors, strict=True)]
+    texts, errors = _row_texts(table.column(text_column), invalid)
+    raw = [None if e else v for v, e in zip(texts, errors, strict=True)]
     cleaned = clean_texts(raw)
     errors = [e or ("empty text" if not c else None) for e, c in zip(errors, cleaned, strict=True)]
     ok = np.array([e is None for e in errors], dtype=bool)
@@ -230,21 +247,45 @@ def output_lock(output: Path) -> Iterator[None]:
     """One writer per OUTPUT: a second run on the same OUTPUT fails with exit code 3.
 
     ``flock`` is released by the kernel when a process dies, even by SIGKILL, so a
-    killed run never leaves a stale lock behind.
+    killed run never leaves a lock that holds. The lock file is removed on every other
+    exit, by the run that holds the lock and before it lets go. A run that opened the
+    file just before then gets the lock on a file no path leads to; it notices and
+    locks the path's new file instead, so two runs never both think they hold it.
     """
     lock_path = output.parent / f".{output.name}.lock"
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as exc:
+            raise InputError(
+                f"output directory {output.parent} is not writable ({exc.strerror})"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise LockedError(
                 f"another emoji-batch run is writing {output} (lock {lock_path})"
             ) from None
+        if _is_open_file(lock_path, fd):
+            break
+        os.close(fd)  # its holder removed it after we opened it: lock the new one
+    try:
         yield
-        lock_path.unlink(missing_ok=True)
     finally:
+        with contextlib.suppress(OSError):  # a left lock file is harmless: it locks nothing
+            lock_path.unlink()  # only while holding the lock (see above)
         os.close(fd)
+
+
+def _is_open_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 @dataclass
@@ -305,9 +346,11 @@ def score_file(
     if batch_size is not None and batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     in_fmt = detect_format(input_path, input_format)
+    # The default OUTPUT (INPUT's suffix) and stdout are written in INPUT's format.
+    inherit = output_path is None or is_stdio(output_path)
     output_path = output_path or default_output(input_path)
     to_stdout = is_stdio(output_path)
-    out_fmt = detect_format(output_path, output_format or (in_fmt if to_stdout else None))
+    out_fmt = detect_format(output_path, output_format or (in_fmt if inherit else None))
     if resume and (to_stdout or is_stdio(input_path)):
         raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
     if to_stdout and out_fmt == "parquet":
@@ -320,6 +363,7 @@ def score_file(
         predictor = load_predictor(model, models_dir, device, batch_size, precision)
         k = min(top_k_labels, predictor.n_labels)
         schema = output_schema(reader.schema, k)
+        check_writable(schema, out_fmt)
         name = predictor.bundle.name
         logs.emit(
             "start",

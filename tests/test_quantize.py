@@ -207,6 +207,7 @@ def test_score_precision_option(
     monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
     data = write_labelled(tmp_path / "in.csv", make_rows(50, 3))
     base = ["score", data, "--model", fresh_bundle, "--text-column", "TEXT", "--force"]
+    base += ["--device", "cpu"]  # int8 runs on the CPU only: hold on a GPU machine too
     assert run_cli([*base, "-o", tmp_path / "a.csv", "--precision", "int8"]) == 2
     assert "has no checked int8 precision" in capsys.readouterr().err
     assert run_cli([*base, "-o", tmp_path / "a.csv"]) == 0  # auto, nothing checked: fp32

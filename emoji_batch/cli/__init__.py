@@ -2,30 +2,44 @@
 
 import logging
 import shlex
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import typer
 
 from emoji_batch import logs
 from emoji_batch.cli import evaluate, models, quantize, score, train
-from emoji_batch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EmojiBatchError
+from emoji_batch.errors import (
+    EXIT_CODES_HELP,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EmojiBatchError,
+    Stopped,
+)
 
+PROG = "emoji-batch"
+
+# Plain help, formatted like a man page: Rich panels show flags as ``<bool>`` and read
+# ``[...]`` in help text as markup.
 app = typer.Typer(
-    name="emoji-batch",
-    help=(
-        "Predict the emoji a tweet would carry, for whole CSV/Parquet files.\n\n"
-        "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
-        "3 output locked by another run, 130 interrupted."
-    ),
+    name=PROG,
+    help="Predict the emoji a tweet would carry, for whole CSV, Parquet or JSON-lines files.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.command("score")(score.score_cli)
-app.command("train")(train.train_cli)
-app.command("evaluate")(evaluate.evaluate_cli)
-app.command("quantize")(quantize.quantize_cli)
+app.command("score", epilog=EXIT_CODES_HELP)(score.score_cli)
+app.command("train", epilog=EXIT_CODES_HELP)(train.train_cli)
+app.command("evaluate", epilog=EXIT_CODES_HELP)(evaluate.evaluate_cli)
+app.command("quantize", epilog=EXIT_CODES_HELP)(quantize.quantize_cli)
 app.add_typer(models.app, name="models")
 
 
@@ -34,7 +48,56 @@ _argv: list[str] = []
 
 def invoked_command() -> str:
     """The command line as typed, recorded in bundles so a run can be repeated."""
-    return shlex.join(["emoji-batch", *_argv])
+    return shlex.join([PROG, *_argv])
+
+
+_SIGNALS = {
+    signal.SIGINT: ("interrupted", EXIT_INTERRUPTED),
+    signal.SIGTERM: ("terminated (SIGTERM)", EXIT_TERMINATED),
+}
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(*_SIGNALS[signum])
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise :class:`Stopped` while the block runs, so a stopped run
+    cleans up like a failed one; the previous handlers come back afterwards."""
+    previous = {signum: signal.signal(signum, _stop) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _fail(message: str, exit_code: int) -> int:
+    """One ``error:`` line (or JSON event) on stderr for the exception being handled,
+    with its traceback under --debug."""
+    if "--debug" in _argv:
+        traceback.print_exc()
+    logs.emit("error", message, logging.ERROR, exit_code=exit_code)
+    return exit_code
+
+
+def _run() -> int:
+    """The app's exit code; what it raises becomes one error line and a documented code."""
+    try:
+        code = app(args=_argv, prog_name=PROG, standalone_mode=False)
+    except EmojiBatchError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        exc.show()
+        return exc.exit_code
+    except Stopped as exc:
+        return _fail(str(exc), exc.exit_code)
+    except Exception as exc:  # anything unforeseen: still one line, unless --debug
+        return _fail(
+            f"unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug)", EXIT_FAILURE
+        )
+    return code if isinstance(code, int) else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,23 +107,6 @@ def main(argv: list[str] | None = None) -> None:
     """
     _argv[:] = sys.argv[1:] if argv is None else argv
     logs.configure("text")
-    try:
-        code = app(args=_argv, standalone_mode=False)
-    except EmojiBatchError as exc:
-        if "--debug" in _argv:
-            traceback.print_exc()
-        logs.emit("error", str(exc), logging.ERROR, exit_code=exc.exit_code)
-        sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        logs.emit("error", "interrupted", logging.ERROR, exit_code=EXIT_INTERRUPTED)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # anything unforeseen: still one line, unless --debug
-        if "--debug" in _argv:
-            traceback.print_exc()
-        message = f"unexpected failure: {type(exc).__name__}: {exc} (rerun with --debug)"
-        logs.emit("error", message, logging.ERROR, exit_code=EXIT_FAILURE)
-        sys.exit(EXIT_FAILURE)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    with _stoppable():
+        code = _run()
+    sys.exit(code)

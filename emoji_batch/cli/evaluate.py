@@ -5,21 +5,27 @@ from typing import Annotated
 
 import typer
 
-from emoji_batch.device import DeviceChoice
+from emoji_batch.cli._options import (
+    DeviceOption,
+    LabelColumnOption,
+    ModelOption,
+    ModelsDirOption,
+    TextColumnOption,
+)
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import evaluate_file
 
 
 def evaluate_cli(
     data: Annotated[Path, typer.Option(help="Labelled CSV/Parquet (text + label id).")],
-    model: Annotated[str | None, typer.Option(help="Bundle name or path.")] = None,
-    models_dir: Annotated[Path | None, typer.Option(help="Where named bundles live.")] = None,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = None,
     report_dir: Annotated[
         Path | None, typer.Option(help="Write metrics.json, report.txt, confusion.png here.")
     ] = None,
-    text_column: Annotated[str, typer.Option()] = "text",
-    label_column: Annotated[str, typer.Option()] = "label",
-    device: Annotated[DeviceChoice, typer.Option()] = "auto",
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    device: DeviceOption = "auto",
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
 ) -> None:

@@ -1,31 +1,36 @@
 """``emoji-batch models list``: the bundles that ``--model NAME`` can find."""
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from emoji_batch.bundle import DEFAULT_MODEL, available_models, read_manifest
+from emoji_batch.bundle import DEFAULT_MODEL, FoundModel, find_models, read_manifest
+from emoji_batch.cli._options import ModelsDirOption
 from emoji_batch.errors import ModelError
 
 app = typer.Typer(help="Inspect available model bundles.", no_args_is_help=True)
 
 
+def _header(bundle: FoundModel, clash: bool) -> str:
+    """The bundle's name, marked if it is the default or shares its name with another."""
+    tags = ["default"] if bundle.shipped and bundle.name == DEFAULT_MODEL else []
+    if bundle.shadowed:
+        tags.append(f"shadowed: --model {bundle.name} finds the one above")
+    elif clash:
+        tags.append("shadows the shipped bundle of this name")
+    return f"{bundle.name}  [{'; '.join(tags)}]" if tags else bundle.name
+
+
 @app.command("list")
-def list_cli(
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="EMOJI_BATCH_MODELS", help="Where named bundles live [default: ./models]."
-        ),
-    ] = None,
-) -> None:
+def list_cli(models_dir: ModelsDirOption = None) -> None:
     """List bundles with architecture, labels and stored validation metrics."""
-    for name, path in available_models(models_dir).items():
+    found = find_models(models_dir)
+    names = [f.name for f in found]
+    for bundle in found:
+        name, path = bundle.name, bundle.path
+        header = _header(bundle, names.count(name) > 1)
         try:
             m = read_manifest(path)
         except ModelError as exc:
-            typer.echo(f"{name}  (unusable: {exc})")
+            typer.echo(f"{header}  (unusable: {exc})")
             continue
         metrics = m.metrics
         score = (
@@ -34,9 +39,8 @@ def list_cli(
             if "macro_f1" in metrics
             else "no stored metrics"
         )
-        default = "  [default]" if name == DEFAULT_MODEL else ""
         emoji = "".join(label.emoji for label in m.labels)
-        typer.echo(f"{name}{default}\n  {m.architecture}, {len(m.labels)} labels {emoji}")
+        typer.echo(f"{header}\n  {m.architecture}, {len(m.labels)} labels {emoji}")
         typer.echo(f"  {score}")
         for precision, check in (m.precisions or {}).items():
             typer.echo(

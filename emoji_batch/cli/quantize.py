@@ -6,24 +6,29 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
+from emoji_batch.cli._options import LabelColumnOption, ModelsDirOption, TextColumnOption
 from emoji_batch.errors import InputError
 from emoji_batch.predict import BATCH_HELP, REDUCED
 from emoji_batch.quantize import quantize_bundle
 
 
 def quantize_cli(
-    model: Annotated[str, typer.Argument(help="Bundle name or path; the int8 copy goes in it.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL", help="Bundle directory or name; the int8 copy is written into it."
+        ),
+    ],
     data: Annotated[Path, typer.Option(help="Labelled CSV/Parquet to check it on, e.g. Val.csv.")],
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(envvar="EMOJI_BATCH_MODELS", help="Where named bundles live."),
-    ] = None,
-    text_column: Annotated[str, typer.Option()] = "text",
-    label_column: Annotated[str, typer.Option()] = "label",
+    models_dir: ModelsDirOption = None,
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     precision: Annotated[
         list[str] | None,
-        typer.Option(help="int8 and/or bf16 (repeatable) [default: both]."),
+        typer.Option(
+            metavar="<int8|bf16>", help="Check only this one (repeatable) [default: both]."
+        ),
     ] = None,
 ) -> None:
     """Check int8 and bf16 against fp32 on DATA and record those that pass in the bundle.

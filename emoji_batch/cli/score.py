@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from emoji_batch import logs
-from emoji_batch.device import DeviceChoice
+from emoji_batch.cli._options import DeviceOption, ModelOption, ModelsDirOption, TextColumnOption
+from emoji_batch.fileio import FileFormat
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, score_file
 
@@ -26,30 +27,25 @@ def score_cli(
             "--output", "-o", help="Output file, or - for stdout [default: INPUT.scored.SUFFIX]."
         ),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Bundle name or path [default: the shipped default].")
-    ] = None,
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="EMOJI_BATCH_MODELS", help="Where named bundles live [default: ./models]."
-        ),
-    ] = None,
-    text_column: Annotated[
-        str, typer.Option(help="Text column, matched case-insensitively.")
-    ] = "text",
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = None,
+    text_column: TextColumnOption = "text",
     input_format: Annotated[
-        str | None, typer.Option(help="csv, parquet or jsonl, overriding the suffix.")
+        FileFormat | None, typer.Option(help="Format of INPUT, overriding its suffix.")
     ] = None,
     output_format: Annotated[
-        str | None, typer.Option(help="csv, parquet or jsonl, overriding the suffix.")
+        FileFormat | None,
+        typer.Option(
+            help="Format of OUTPUT, overriding its suffix; stdout and the default OUTPUT "
+            "take INPUT's format."
+        ),
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Emoji per row.")] = 3,
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read per chunk.")
     ] = DEFAULT_CHUNK_ROWS,
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
-    device: Annotated[DeviceChoice, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    device: DeviceOption = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT.")] = False,
     resume: Annotated[
@@ -62,11 +58,7 @@ def score_cli(
     log_format: LogFormatOption = "text",
     debug: DebugOption = False,
 ) -> None:
-    """Score INPUT and write every row back with emoji_1..K, prob_1..K and score_error.
-
-    Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model,
-    3 OUTPUT locked by another run, 130 interrupted.
-    """
+    """Score INPUT and write every row back with emoji_1..K, prob_1..K and score_error."""
     logs.configure(log_format, quiet)
     summary = score_file(
         input_path,

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -22,7 +22,9 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 
 def train_cli(
-    architecture: Annotated[str, typer.Argument(help="Architecture name, e.g. glove_bilstm.")],
+    architecture: Annotated[
+        str, typer.Argument(metavar="ARCHITECTURE", help="Architecture name, e.g. glove_bilstm.")
+    ],
     data: Annotated[Path, typer.Option(help="Labelled training CSV/Parquet.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Bundle directory to write.")],
     val: Annotated[
@@ -38,21 +40,24 @@ def train_cli(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column (case-insensitive).")] = "text",
     label_column: Annotated[str, typer.Option(help="Label id column.")] = "label",
-    class_weight: Annotated[str, typer.Option(help="none or balanced.")] = "none",
+    class_weight: Annotated[
+        Literal["none", "balanced"], typer.Option(help="Weight each label by its rarity.")
+    ] = "none",
     labels: Annotated[
         str, typer.Option(help="all, or topN: only the N most frequent labels (e.g. top9).")
     ] = "all",
     balance: Annotated[
-        str, typer.Option(help="none, or downsample: every label cut to the rarest one's count.")
+        Literal["none", "downsample"],
+        typer.Option(help="downsample: every label cut to the rarest one's count."),
     ] = "none",
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tweets per training step.")] = 64,
     max_epochs: Annotated[int | None, typer.Option(min=1, help="Cap epochs per phase.")] = None,
     patience: Annotated[int, typer.Option(min=0, help="Early-stopping patience.")] = 2,
     max_length: Annotated[int | None, typer.Option(min=1, help="Max tokens per tweet.")] = None,
     min_count: Annotated[
         int, typer.Option(min=1, help="Keep words seen this often (GloVe words always).")
     ] = 2,
-    seed: Annotated[int, typer.Option()] = 13,
+    seed: Annotated[int, typer.Option(help="Seed of the split, sampling and weights.")] = 13,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Architecture setting KEY=VALUE (JSON value), repeatable."),
@@ -71,12 +76,16 @@ def train_cli(
             help="Decay the learning rate linearly to 0 [default: per architecture].",
         ),
     ] = None,
-    label_smoothing: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
+    label_smoothing: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of each target spread over all labels.")
+    ] = 0.0,
     monitor: Annotated[
-        str, typer.Option(help="Early stopping watches val_loss or val_macro_f1.")
+        Literal["val_loss", "val_macro_f1"],
+        typer.Option(help="What early stopping and the best epoch follow."),
     ] = "val_loss",
     weights_dtype: Annotated[
-        str, typer.Option(help="float32, or float16 (half the size; metrics as rounded).")
+        Literal["float32", "float16"],
+        typer.Option(help="float16 halves the bundle; its metrics are the rounded model's."),
     ] = "float32",
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the per-epoch checkpoints.")
@@ -87,14 +96,6 @@ def train_cli(
     from emoji_batch.cli import invoked_command
     from emoji_batch.train import TrainConfig, train
 
-    if class_weight not in ("none", "balanced"):
-        raise typer.BadParameter("use none or balanced", param_hint="--class-weight")
-    if balance not in ("none", "downsample"):
-        raise typer.BadParameter("use none or downsample", param_hint="--balance")
-    if monitor not in ("val_loss", "val_macro_f1"):
-        raise typer.BadParameter("use val_loss or val_macro_f1", param_hint="--monitor")
-    if weights_dtype not in ("float32", "float16"):
-        raise typer.BadParameter("use float32 or float16", param_hint="--weights-dtype")
     config = TrainConfig(
         architecture=architecture,
         data=data,
@@ -105,9 +106,9 @@ def train_cli(
         mapping=mapping,
         text_column=text_column,
         label_column=label_column,
-        class_weight=class_weight,  # type: ignore[arg-type]
+        class_weight=class_weight,
         labels=labels,
-        balance=balance,  # type: ignore[arg-type]
+        balance=balance,
         batch_size=batch_size,
         max_epochs=max_epochs,
         patience=patience,
@@ -119,8 +120,8 @@ def train_cli(
         warmup=warmup,
         linear_decay=decay,
         label_smoothing=label_smoothing,
-        monitor=monitor,  # type: ignore[arg-type]
-        weights_dtype=weights_dtype,  # type: ignore[arg-type]
+        monitor=monitor,
+        weights_dtype=weights_dtype,
         command=invoked_command(),
         force=force,
         resume=resume,

@@ -1,0 +1,48 @@
+"""Every command's ``--help`` reads like a man page: no markup debris, no flag metavars."""
+
+import re
+
+import pytest
+from typer.main import get_command
+
+from emoji_batch.cli import app
+from tests.conftest import run_cli
+
+
+def command_paths() -> list[list[str]]:
+    """Every command of the app (``[]`` is the app itself), so a new one is checked too."""
+    paths = []
+
+    def walk(command: object, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(get_command(app), [])
+    return paths
+
+
+COMMANDS = command_paths()
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "emoji-batch")
+def test_help_is_tidy(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert run_cli([*command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Usage: emoji-batch")
+    assert not re.search(r" [.,](\s|$)", text), "a stray space before a period or comma"
+    assert "<bool>" not in text, "a flag shown with a value metavar"
+
+
+@pytest.mark.parametrize("command", [[], ["score"]], ids=["emoji-batch", "score"])
+def test_help_lists_every_exit_code(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert run_cli([*command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for code in ("0 success", "1 ", "2 ", "3 ", "130 interrupted", "143 terminated"):
+        assert code in text
