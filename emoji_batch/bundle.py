@@ -358,6 +358,10 @@ def load_bundle(directory: Path) -> Bundle:
         from emoji_batch.bert import WordPieceEncoder
 
         encoder: Any = WordPieceEncoder.load(bundle_file(directory, manifest, "tokenizer"))
+    elif arch.family == "ngram":
+        from emoji_batch.ngram import NgramEncoder
+
+        encoder = NgramEncoder.load(bundle_file(directory, manifest, "ngrams"), manifest.config)
     else:
         from emoji_batch.vocab import WordVocab
 

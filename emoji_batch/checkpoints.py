@@ -15,8 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emoji_batch.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -62,16 +60,20 @@ class TrainingCheckpoints:
     def resumed(self) -> bool:
         return bool(self.state["history"])
 
-    def _write(self, name: str, **objects: Any) -> None:
+    def _write(self, name: str, model: Any, optimizer: Any | None = None) -> None:
         import tensorflow as tf
 
-        tf.train.Checkpoint(**objects).write(str(self.dir / name / "ckpt"))
+        tf.train.Checkpoint(**_trackables(model, optimizer)).write(str(self.dir / name / "ckpt"))
 
-    def restore(self, name: str, **objects: Any) -> None:
-        """Load checkpoint ``name`` (``latest``, ``phase_best``, ``best``) into ``objects``."""
+    def restore(self, name: str, model: Any, optimizer: Any | None = None) -> None:
+        """Load checkpoint ``name`` (``latest``, ``phase_best``, ``best``) into the model's
+        weights, and the optimizer's state if given."""
         import tensorflow as tf
 
-        tf.train.Checkpoint(**objects).read(str(self.dir / name / "ckpt")).expect_partial()
+        status = tf.train.Checkpoint(**_trackables(model, optimizer)).read(
+            str(self.dir / name / "ckpt")
+        )
+        status.expect_partial()
 
     def has(self, name: str) -> bool:
         return (self.dir / name / "ckpt.index").is_file()
@@ -83,11 +85,10 @@ class TrainingCheckpoints:
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         if improved:
-            self._write("phase_best", model=model)
+            self._write("phase_best", model)
         if best:
-            self._write("best", model=model)
-        objects = {"model": model} | ({"optimizer": optimizer} if optimizer is not None else {})
-        self._write("latest", **objects)
+            self._write("best", model)
+        self._write("latest", model, optimizer)
         tmp = self.dir / f"{STATE}.tmp"
         tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "state": self.state}))
         tmp.replace(self.dir / STATE)
@@ -96,7 +97,13 @@ class TrainingCheckpoints:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def json_number(value: Any) -> float | None:
-    """A metric as plain JSON (``inf`` -> None)."""
-    value = float(value)
-    return value if np.isfinite(value) else None
+def _trackables(model: Any, optimizer: Any | None) -> dict[str, Any]:
+    """The model's layers by position, and the optimizer if given.
+
+    Not the model itself: a compiled Keras model also tracks its optimizer, whose slots
+    differ between phases (a frozen encoder has none), so a phase could not read the
+    weights another phase wrote. Layers track their weights by attribute, whatever is
+    frozen.
+    """
+    objects = {f"layer_{i}": layer for i, layer in enumerate(model.layers) if layer.weights}
+    return objects | ({"optimizer": optimizer} if optimizer is not None else {})

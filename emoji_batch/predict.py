@@ -13,17 +13,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.bundle import Bundle, bundle_file, named_weight, rebuild_model
+from emoji_batch.bundle import Bundle, bundle_file, bundle_files, named_weight, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError
+from emoji_batch.fileio import file_digest
 from emoji_batch.runtimes import Int8Runtime, KerasRuntime, Runtime
 
 # Texts per model call, measured on the 2-core CPU: the small GloVe CNN keeps gaining up
 # to ~1,000 (bf16 end to end on 200k tweets: 16.6k tweets/s at 512, 17.4k at 1,024);
 # BERT peaks near 32-64 (int8: 1,225/s at 32, 1,111 at 64, 867 at 256; fp32: 369/s at
-# 64, 321 at 256). GPUs were not measured; they usually want larger batches.
-DEFAULT_BATCH_SIZE = {"glove": 1024, "bert": 64}
-BATCH_HELP = "Texts per model call [default: 1024 for GloVe models, 64 for BERT]."
+# 64, 321 at 256). n-gram models spend their time finding n-grams, not in the model:
+# 200k tweets took 13.1 s at 512, 12.8 s at 2,048, 12.9 s at 8,192 (whole process).
+# GPUs were not measured; they usually want larger batches.
+DEFAULT_BATCH_SIZE = {"glove": 1024, "bert": 64, "ngram": 2048}
+BATCH_HELP = "Texts per model call [default: 1024 for GloVe models, 2048 for n-gram, 64 for BERT]."
 PrecisionChoice = Literal["auto", "fp32", "int8", "bf16"]
 Precision = Literal["fp32", "int8", "bf16"]
 REDUCED: tuple[Precision, ...] = ("int8", "bf16")
@@ -64,6 +67,10 @@ def pad_batch(seqs: Sequence[np.ndarray]) -> np.ndarray:
     for i, seq in enumerate(seqs):
         out[i, : len(seq)] = seq
     return out
+
+
+# Powers of the training label prior tried when fitting a calibration (see adjust_to_prior).
+PRIOR_POWERS = tuple(round(p, 1) for p in np.arange(-1.0, 1.01, 0.1))
 
 
 def adjust_to_prior(probs: np.ndarray, prior: Sequence[float], power: float) -> np.ndarray:
@@ -147,6 +154,10 @@ class Predictor:
     @property
     def n_labels(self) -> int:
         return len(self.bundle.labels)
+
+    def fingerprint(self) -> str:
+        """Hash of the files its predictions depend on (for ``--resume`` journals)."""
+        return file_digest(*bundle_files(self.bundle))
 
     def encode(self, cleaned: Sequence[str]) -> list[np.ndarray]:
         return self.bundle.encoder.encode(cleaned, self.bundle.manifest.max_length)

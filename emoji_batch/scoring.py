@@ -23,10 +23,9 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from emoji_batch import logs
-from emoji_batch.bundle import Bundle, bundle_files, load_bundle, resolve_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
-from emoji_batch.device import DeviceChoice, resolve_device
+from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import InputError, LockedError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.fileio import (
@@ -38,13 +37,13 @@ from emoji_batch.fileio import (
     check_output,
     check_writable,
     detect_format,
-    file_digest,
     find_column,
     is_json_type,
     is_stdio,
     is_text_type,
 )
-from emoji_batch.predict import PrecisionChoice, Predictor, resolve_precision, top_k
+from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.predict import PrecisionChoice, top_k
 from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ class PreparedChunk:
     encoded: list[np.ndarray]
 
 
-def prepare_chunk(table: pa.Table, text_column: str, predictor: Predictor) -> PreparedChunk:
+def prepare_chunk(table: pa.Table, text_column: str, predictor: AnyPredictor) -> PreparedChunk:
     """Find unscorable rows, clean the text and encode the rows that can be scored."""
     invalid = None
     if INVALID_UTF8 in table.column_names:
@@ -160,7 +159,7 @@ def prepare_chunk(table: pa.Table, text_column: str, predictor: Predictor) -> Pr
     return PreparedChunk(table, errors, ok, encoded)
 
 
-def finish_chunk(chunk: PreparedChunk, predictor: Predictor, k: int) -> pa.Table:
+def finish_chunk(chunk: PreparedChunk, predictor: AnyPredictor, k: int) -> pa.Table:
     """Run the model and append the top-k emoji/probability columns and ``score_error``."""
     table, ok = chunk.table, chunk.ok
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
@@ -178,7 +177,7 @@ def finish_chunk(chunk: PreparedChunk, predictor: Predictor, k: int) -> pa.Table
     return table.append_column(ERROR_COLUMN, pa.array(chunk.errors, type=pa.string()))
 
 
-def score_table(table: pa.Table, text_column: str, predictor: Predictor, k: int) -> pa.Table:
+def score_table(table: pa.Table, text_column: str, predictor: AnyPredictor, k: int) -> pa.Table:
     """Append top-k emoji/probability columns and ``score_error`` to one chunk."""
     return finish_chunk(prepare_chunk(table, text_column, predictor), predictor, k)
 
@@ -227,19 +226,6 @@ def prefetched(items: Iterable[T], fn: Callable[[T], U]) -> Iterator[U]:
     finally:
         stop.set()
         worker.join()
-
-
-def load_predictor(
-    model: str | None,
-    models_dir: Path | None,
-    device: DeviceChoice,
-    batch_size: int | None,
-    precision: PrecisionChoice = "auto",
-) -> Predictor:
-    where = resolve_device(device)  # imports TensorFlow quietly, before the model needs it
-    bundle: Bundle = load_bundle(resolve_model(model, models_dir))
-    chosen = resolve_precision(precision, bundle, where)
-    return Predictor(bundle, device=where, batch_size=batch_size, precision=chosen)
 
 
 @contextlib.contextmanager
@@ -447,12 +433,12 @@ def score_file(
 
 
 def _run_fingerprint(
-    input_path: Path, predictor: Predictor, options: dict[str, object]
+    input_path: Path, predictor: AnyPredictor, options: dict[str, object]
 ) -> dict[str, object]:
     """What a resumed run must share with the run it continues: input, model and options."""
     return {
         "input": {"path": str(input_path.resolve()), **input_fingerprint(input_path)},
-        "model": file_digest(*bundle_files(predictor.bundle)),
+        "model": predictor.fingerprint(),
         "options": options,
     }
 

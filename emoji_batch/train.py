@@ -43,7 +43,8 @@ from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label, read_mapping
-from emoji_batch.predict import Predictor, adjust_to_prior, pad_batch
+from emoji_batch.ngram import NgramEncoder
+from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
 from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
 
 tf = tensorflow()
@@ -177,9 +178,6 @@ def _class_weights(config: TrainConfig, train_labels: np.ndarray, n: int) -> np.
     out = np.ones(n, dtype=np.float32)
     out[present] = compute_class_weight("balanced", classes=present, y=train_labels)
     return out
-
-
-PRIOR_POWERS = tuple(round(p, 1) for p in np.arange(-1.0, 1.01, 0.1))
 
 
 def _choose_prior_power(
@@ -384,6 +382,34 @@ def _prepare_bert(
     return tokenizer, lambda model: load_pretrained(model.get_layer("encoder"), directory)
 
 
+def _prepare_ngram(
+    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
+) -> tuple[NgramEncoder, InitWeights]:
+    """The n-gram vocabulary of the training text, and its idf for the model's weights."""
+    if config.embeddings is not None or config.encoder is not None:
+        raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
+    try:
+        encoder, idf = NgramEncoder.fit(
+            train_clean, params["word_ngrams"], params["char_ngrams"], int(params["min_df"])
+        )
+    except ValueError as exc:  # a bad n-gram range, or min_df leaving no n-gram
+        raise InputError(f"{config.architecture}: {exc}") from exc
+    params |= {"n_features": len(encoder), "n_word_features": encoder.n_words}
+    lengths = np.array([len(s) for s in encoder.encode(train_clean, params["max_length"])])
+    log.info(
+        "%d n-grams in >= %d texts; distinct per tweet: median %d, 99th percentile %d, max %d",
+        len(encoder) - 1,
+        params["min_df"],
+        np.median(lengths),
+        np.percentile(lengths, 99),
+        lengths.max(),
+    )
+    return encoder, lambda model: model.get_layer("ngrams").idf.assign(idf)
+
+
+PREPARE = {"glove": _prepare_glove, "bert": _prepare_bert, "ngram": _prepare_ngram}
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
     started = time.perf_counter()
@@ -424,8 +450,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     train_clean = clean_texts(train_set.texts)
     params["max_length"] = max_length
-    prepare = _prepare_bert if arch.family == "bert" else _prepare_glove
-    encoder, init_weights = prepare(config, train_clean, params)
+    encoder, init_weights = PREPARE[arch.family](config, train_clean, params)
     model = arch.build(params, len(labels))
     init_weights(model)
 
@@ -445,7 +470,7 @@ def train(config: TrainConfig) -> TrainResult:
     val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
     val_ds = _dataset(val_seqs, y_val, class_weight[y_val], 256, None)
     if checkpoints.resumed:
-        checkpoints.restore("latest", model=model)
+        checkpoints.restore("latest", model)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
     for index, phase in enumerate(arch.phases):
         if index < state["phase"]:
@@ -463,7 +488,7 @@ def train(config: TrainConfig) -> TrainResult:
         )
         if state["epoch"]:  # resuming inside this phase: its optimizer state too
             optimizer.build(model.trainable_variables)
-            checkpoints.restore("latest", model=model, optimizer=optimizer)
+            checkpoints.restore("latest", model, optimizer)
         else:
             state |= {"phase_best": None, "wait": 0, "stopped": False}
         if state["epoch"] < epochs and not state["stopped"]:
@@ -477,13 +502,13 @@ def train(config: TrainConfig) -> TrainResult:
             )
         # Keep this phase's best epoch, and that only if it beats the earlier phases, so
         # a later phase that only overfits cannot make the model worse.
-        checkpoints.restore("phase_best", model=model)
+        checkpoints.restore("phase_best", model)
         best = state["best"] is None or _better(config.monitor, state["phase_best"], state["best"])
         if best:
             state["best"] = state["phase_best"]
         state |= {"phase": index + 1, "epoch": 0}
         checkpoints.save(model, None, improved=False, best=best)
-    checkpoints.restore("best", model=model)
+    checkpoints.restore("best", model)
     history = state["history"]
     if config.weights_dtype == "float16":
         round_to_float16(model)

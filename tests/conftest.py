@@ -78,10 +78,16 @@ def train_args(
     val: bool = True,
     encoder: Path | None = None,
 ) -> list:
-    """``emoji-batch train NAME`` on the tiny data: GloVe file, or ``encoder`` for BERT."""
+    """``emoji-batch train NAME`` on the tiny data: GloVe file, or ``encoder`` for BERT
+    (n-gram models take neither)."""
+    from emoji_batch.architectures import ARCHITECTURES
+
     args: list = ["train", name, "--data", data["train"], "--mapping", data["mapping"]]
     args += ["--val", data["val"]] if val else []
-    args += ["--encoder", encoder] if encoder else ["--embeddings", data["glove"]]
+    if encoder:
+        args += ["--encoder", encoder]
+    elif ARCHITECTURES[name].family != "ngram":
+        args += ["--embeddings", data["glove"]]
     return [*args, "--output", out, *extra]
 
 

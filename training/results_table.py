@@ -1,7 +1,8 @@
 """Print the results table (markdown) from trained bundles' manifests.
 
 Usage: python training/results_table.py BUNDLE_DIR [BUNDLE_DIR ...]
-Every number comes from a manifest written by `emoji-batch train`; nothing is typed in.
+Every number comes from a manifest written by `emoji-batch train` or `emoji-batch
+ensemble`; nothing is typed in. An ensemble's bundle size counts its members' files.
 """
 
 import json
@@ -13,6 +14,25 @@ def size_mb(directory: Path) -> float:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 1e6
 
 
+def row(path: Path) -> str:
+    m = json.loads((path / "manifest.json").read_text())
+    s = m["metrics"]
+    if m.get("kind") == "ensemble":
+        members = [(path / member["path"]).resolve() for member in m["members"]]
+        mix = " + ".join(f"{x['weight']:g} `{x['name']}`" for x in m["members"])
+        name = f"ensemble ({m['mixing']}): {mix}"
+        epochs, seconds, command = "-", "-", m["command"]
+        size = size_mb(path) + sum(size_mb(member) for member in members)
+    else:
+        t = m["training"]
+        name, epochs, command = f"`{m['architecture']}`", t["epochs"], t["command"]
+        seconds, size = f"{t['seconds']:.0f} s", size_mb(path)
+    return (
+        f"| {name} | {s['dataset']}, {s['rows']} rows | {len(m['labels'])} | {s['macro_f1']} "
+        f"| {s['accuracy']}% | {epochs} | {seconds} | {size:.1f} MB | `{command}` |"
+    )
+
+
 def main(paths: list[str]) -> None:
     print(
         "| model | evaluated on | labels | macro-F1 | accuracy | epochs | train wall time "
@@ -20,13 +40,7 @@ def main(paths: list[str]) -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for path in map(Path, paths):
-        m = json.loads((path / "manifest.json").read_text())
-        t, s = m["training"], m["metrics"]
-        print(
-            f"| `{m['architecture']}` | {s['dataset']}, {s['rows']} rows | {len(m['labels'])} "
-            f"| {s['macro_f1']} | {s['accuracy']}% | {t['epochs']} "
-            f"| {t['seconds']:.0f} s | {size_mb(path):.1f} MB | `{t['command']}` |"
-        )
+        print(row(path))
 
 
 if __name__ == "__main__":

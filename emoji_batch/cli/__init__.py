@@ -12,7 +12,7 @@ from types import FrameType
 import typer
 
 from emoji_batch import logs
-from emoji_batch.cli import evaluate, models, quantize, score, train
+from emoji_batch.cli import ensemble, evaluate, models, quantize, score, train
 from emoji_batch.errors import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
@@ -40,6 +40,7 @@ app.command("score", epilog=EXIT_CODES_HELP)(score.score_cli)
 app.command("train", epilog=EXIT_CODES_HELP)(train.train_cli)
 app.command("evaluate", epilog=EXIT_CODES_HELP)(evaluate.evaluate_cli)
 app.command("quantize", epilog=EXIT_CODES_HELP)(quantize.quantize_cli)
+app.command("ensemble", epilog=EXIT_CODES_HELP)(ensemble.ensemble_cli)
 app.add_typer(models.app, name="models")
 
 

@@ -1,9 +1,13 @@
 """``emoji-batch models list``: the bundles that ``--model NAME`` can find."""
 
+import json
+from pathlib import Path
+
 import typer
 
-from emoji_batch.bundle import DEFAULT_MODEL, FoundModel, find_models, read_manifest
+from emoji_batch.bundle import DEFAULT_MODEL, MANIFEST, FoundModel, find_models, read_manifest
 from emoji_batch.cli._options import ModelsDirOption
+from emoji_batch.ensemble import is_ensemble
 from emoji_batch.errors import ModelError
 
 app = typer.Typer(help="Inspect available model bundles.", no_args_is_help=True)
@@ -19,6 +23,18 @@ def _header(bundle: FoundModel, clash: bool) -> str:
     return f"{bundle.name}  [{'; '.join(tags)}]" if tags else bundle.name
 
 
+def _describe_ensemble(path: Path) -> str:
+    """Members, mix and the cross-fitted metrics, read from the manifest alone."""
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    members = ", ".join(f"{m['name']} x{m['weight']:g}" for m in manifest.get("members", []))
+    metrics = manifest.get("metrics", {})
+    return (
+        f"ensemble ({manifest.get('mixing')}) of {members}\n"
+        f"  macro-F1 {metrics.get('macro_f1')}  accuracy {metrics.get('accuracy')}% "
+        f"on {metrics.get('dataset')}"
+    )
+
+
 @app.command("list")
 def list_cli(models_dir: ModelsDirOption = None) -> None:
     """List bundles with architecture, labels and stored validation metrics."""
@@ -27,6 +43,9 @@ def list_cli(models_dir: ModelsDirOption = None) -> None:
     for bundle in found:
         name, path = bundle.name, bundle.path
         header = _header(bundle, names.count(name) > 1)
+        if is_ensemble(path):
+            typer.echo(f"{header}\n  {_describe_ensemble(path)}\n  {path}")
+            continue
         try:
             m = read_manifest(path)
         except ModelError as exc:

@@ -1,0 +1,375 @@
+"""Ensemble bundles: several bundles' probabilities mixed into one model.
+
+Different families make different mistakes (n-grams see spelling and hashtags, BERT
+sees meaning), so a weighted mix of their probabilities beats each of them. An ensemble
+bundle is a directory with only ``manifest.json``: its members by path relative to it
+and by content hash (a changed or missing member is refused rather than silently mixed
+differently), the mixing (per-member weights, log-linear or linear) and the prior power
+applied to the mix. The weights are fitted on a labelled file by cross-fitting: the
+reported metric on each half comes from weights fitted on the other half.
+"""
+
+import itertools
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from emoji_batch import __version__
+from emoji_batch.bundle import MANIFEST, Bundle, bundle_files, load_bundle
+from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
+from emoji_batch.dataset import keep_labels, label_indices, read_labelled
+from emoji_batch.errors import InputError, ModelError
+from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.fileio import atomic_output, file_digest
+from emoji_batch.labels import Label
+from emoji_batch.predict import (
+    PRIOR_POWERS,
+    PrecisionChoice,
+    Predictor,
+    adjust_to_prior,
+    resolve_precision,
+)
+
+log = logging.getLogger(__name__)
+
+KIND = "ensemble"
+FORMAT_VERSION = 1
+Mixing = Literal["log_linear", "linear"]
+MIXINGS: tuple[Mixing, ...] = ("log_linear", "linear")
+# Member weights are searched on a grid of this step over the simplex.
+WEIGHT_STEP = 0.1
+FOLDS = 2
+
+
+def is_ensemble(directory: Path) -> bool:
+    """Whether ``directory`` holds an ensemble bundle (its manifest says ``kind``)."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == KIND
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How member probabilities become one distribution."""
+
+    weights: tuple[float, ...]
+    mixing: Mixing
+    prior_power: float
+
+    def combine(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The weighted mix of member probabilities, before the prior power."""
+        pairs = zip(self.weights, probs, strict=True)
+        if self.mixing == "linear":
+            mixed = sum(w * p for w, p in pairs)
+        else:
+            logs = sum(w * np.log(np.maximum(p, 1e-12)) for w, p in pairs)
+            mixed = np.exp(logs - logs.max(axis=1, keepdims=True))
+        mixed = np.asarray(mixed, dtype=np.float32)
+        return mixed / mixed.sum(axis=1, keepdims=True)
+
+    def apply(self, probs: Sequence[np.ndarray], prior: np.ndarray) -> np.ndarray:
+        return adjust_to_prior(self.combine(probs), prior, self.prior_power)
+
+
+def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
+    """Macro-F1 of the top-1 predictions over all labels (absent ones count as 0), as
+    scikit-learn's ``f1_score(average="macro", zero_division=0)``; fast enough to search
+    thousands of mixes."""
+    n = probs.shape[1]
+    pred = probs.argmax(axis=1)
+    hits = np.bincount(y[pred == y], minlength=n)
+    both = np.bincount(pred, minlength=n) + np.bincount(y, minlength=n)
+    return float(np.mean(np.divide(2 * hits, both, out=np.zeros(n), where=both > 0)))
+
+
+def _weight_grid(n: int) -> list[tuple[float, ...]]:
+    """Every weight vector on the simplex with steps of ``WEIGHT_STEP``."""
+    steps = round(1 / WEIGHT_STEP)
+    return [
+        tuple(c / steps for c in combo)
+        for combo in itertools.product(range(steps + 1), repeat=n)
+        if sum(combo) == steps
+    ]
+
+
+def fit_mix(probs: Sequence[np.ndarray], y: np.ndarray, prior: np.ndarray) -> tuple[Mix, float]:
+    """The weights, mixing and prior power that maximise macro-F1 on ``y``. Ties keep
+    the first found: log-linear, even weights, a power near 0."""
+    best, best_f1 = None, -1.0
+    grid = sorted(_weight_grid(len(probs)), key=lambda w: float(np.ptp(w)))
+    for mixing in MIXINGS:
+        for weights in grid:
+            combined = Mix(weights, mixing, 0.0).combine(probs)
+            for power in sorted(PRIOR_POWERS, key=abs):
+                f1 = macro_f1(y, adjust_to_prior(combined, prior, power))
+                if f1 > best_f1:
+                    best, best_f1 = Mix(weights, mixing, power), f1
+    assert best is not None
+    return best, best_f1
+
+
+@dataclass
+class Ensemble:
+    """A loaded ensemble: its members' bundles and how to mix them."""
+
+    directory: Path
+    members: list[Bundle]
+    mix: Mix
+    prior: np.ndarray
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def labels(self) -> list[Label]:
+        return self.members[0].labels
+
+    def files(self) -> list[Path]:
+        """Everything its predictions depend on: its manifest and every member's files."""
+        return [self.directory / MANIFEST] + [f for m in self.members for f in bundle_files(m)]
+
+
+def _check_same_labels(bundles: Sequence[Bundle], where: Path) -> None:
+    first = [label.id for label in bundles[0].labels]
+    for bundle in bundles[1:]:
+        if [label.id for label in bundle.labels] != first:
+            raise InputError(
+                f"{where}: members must predict the same labels in the same order; "
+                f"{bundle.name} differs from {bundles[0].name}"
+            )
+
+
+def member_digest(bundle: Bundle) -> str:
+    return file_digest(*bundle_files(bundle))
+
+
+def _label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
+    """The training label prior the members recorded (uniform if none did)."""
+    for bundle in bundles:
+        if bundle.manifest.calibration:
+            return np.asarray(bundle.manifest.calibration["label_prior"], dtype=np.float32)
+    n = len(bundles[0].labels)
+    return np.full(n, 1 / n, dtype=np.float32)
+
+
+def load_ensemble(directory: Path) -> Ensemble:
+    """Load the members named by the manifest, refusing any that moved or changed."""
+    path = directory / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("kind") != KIND:
+            raise ModelError(f"{directory} is not an ensemble bundle")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ModelError(
+                f"{directory}: ensemble format version {data.get('format_version')!r} is not "
+                f"supported (this emoji-batch reads version {FORMAT_VERSION})"
+            )
+        if data.get("cleaning_version") != CLEANING_VERSION:
+            raise ModelError(
+                f"{directory}: ensemble was fitted with cleaning version "
+                f"{data.get('cleaning_version')!r}, this emoji-batch implements "
+                f"{CLEANING_VERSION!r}"
+            )
+        specs = data["members"]
+        mix = Mix(
+            tuple(float(m["weight"]) for m in specs),
+            data["mixing"],
+            float(data["prior_power"]),
+        )
+        prior = np.asarray([float(p) for p in data["label_prior"]], dtype=np.float32)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{path}: malformed ensemble manifest ({exc!r})") from exc
+    if mix.mixing not in MIXINGS or not specs:
+        raise ModelError(f"{path}: malformed ensemble manifest (mixing {mix.mixing!r})")
+    members = []
+    for spec in specs:
+        member = (directory / spec["path"]).resolve()
+        if not (member / MANIFEST).is_file():
+            raise ModelError(f"{directory}: member {spec['path']} is missing ({member})")
+        bundle = load_bundle(member)
+        if member_digest(bundle) != spec["sha256"]:
+            raise ModelError(
+                f"{directory}: member {spec['path']} changed since the ensemble was fitted; "
+                "refit it with `emoji-batch ensemble`"
+            )
+        members.append(bundle)
+    _check_same_labels(members, directory)
+    if len(prior) != len(members[0].labels):
+        raise ModelError(f"{path}: label_prior needs one value per label")
+    return Ensemble(directory, members, mix, prior, data)
+
+
+class EnsemblePredictor:
+    """Probabilities of an ensemble: each member predicts in its own precision and
+    tokenization from text cleaned once, then the mix combines them."""
+
+    def __init__(
+        self,
+        ensemble: Ensemble,
+        device: str = "/CPU:0",
+        batch_size: int | None = None,
+        precision: PrecisionChoice = "fp32",
+    ) -> None:
+        self.bundle = ensemble
+        self.device = device
+        self.members = [
+            Predictor(
+                member,
+                device=device,
+                batch_size=batch_size,
+                precision=resolve_precision(precision, member, device),
+            )
+            for member in ensemble.members
+        ]
+        self.batch_size = batch_size
+        self.precision = "+".join(m.precision for m in self.members)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.bundle.labels)
+
+    @property
+    def fallback_rows(self) -> int:
+        return sum(m.fallback_rows for m in self.members)
+
+    def fingerprint(self) -> str:
+        return file_digest(*self.bundle.files())
+
+    def encode(self, cleaned: Sequence[str]) -> list[list[np.ndarray]]:
+        """Per text, the encodings of every member (texts stay the unit of a chunk)."""
+        per_member = [m.encode(cleaned) for m in self.members]
+        return [list(row) for row in zip(*per_member, strict=True)] if per_member else []
+
+    def predict_encoded(self, encoded: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        if not encoded:
+            return np.zeros((0, self.n_labels), dtype=np.float32)
+        probs = [m.predict_encoded([row[i] for row in encoded]) for i, m in enumerate(self.members)]
+        return self.bundle.mix.apply(probs, self.bundle.prior)
+
+    def predict_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
+        return self.predict_encoded(self.encode(cleaned))
+
+    def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:
+        return self.predict_cleaned(clean_texts(list(texts)))
+
+
+@dataclass
+class EnsembleResult:
+    output: Path
+    mix: Mix
+    report: EvalReport
+    member_reports: dict[str, float]
+
+
+def _folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def fit_ensemble(
+    members: Sequence[Path],
+    data: Path,
+    output: Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    seed: int = 13,
+    command: str = "",
+    force: bool = False,
+) -> EnsembleResult:
+    """Fit the mix of ``members`` on labelled ``data`` and write the ensemble to ``output``.
+
+    The reported metrics are cross-fitted: the data is cut into two stratified halves,
+    each half is scored with the mix fitted on the other, and macro-F1 is measured on the
+    whole file. The stored mix is then fitted on all of it.
+    """
+    from emoji_batch.bundle import check_new_bundle_dir
+
+    if len(members) < 2:
+        raise InputError("an ensemble needs at least two members")
+    check_new_bundle_dir(output, force)
+    bundles = [load_bundle(m) for m in members]
+    _check_same_labels(bundles, data)
+    labels = bundles[0].labels
+    labelled = read_labelled(data, text_column, label_column)
+    inside = keep_labels(labelled, [label.id for label in labels])
+    if len(inside) < len(labelled):
+        log.info(
+            "%d rows with labels the members do not predict skipped", len(labelled) - len(inside)
+        )
+    y = label_indices(inside, labels)
+    cleaned = clean_texts(inside.texts)
+    probs = []
+    member_f1: dict[str, float] = {}
+    for bundle in bundles:
+        log.info("scoring %s with %s", data.name, bundle.name)
+        p = Predictor(bundle).predict_cleaned(cleaned)
+        probs.append(p)
+        member_f1[bundle.name] = round(100 * macro_f1(y, p), 2)
+    prior = _label_prior(bundles)
+
+    cross = np.zeros_like(probs[0])
+    fold_mixes = []
+    for fit_rows, held_out in _folds(y, seed):
+        mix, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], prior)
+        cross[held_out] = mix.apply([p[held_out] for p in probs], prior)
+        fold_mixes.append(mix)
+    report = evaluate_probs(inside.labels, cross, labels, f"{data.name} (2-fold cross-fitted)")
+    mix, fitted_f1 = fit_mix(probs, y, prior)
+    log.info("mix %s; cross-fitted macro-F1 %.2f", mix, 100 * report.macro_f1)
+
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "cleaning_version": CLEANING_VERSION,
+        "labels": [label.to_dict() for label in labels],
+        "members": [
+            {
+                "name": bundle.name,
+                "path": os.path.relpath(Path(m).resolve(), output.resolve()),
+                "sha256": member_digest(bundle),
+                "architecture": bundle.manifest.architecture,
+                "weight": w,
+                "val_macro_f1_alone": member_f1[bundle.name],
+            }
+            for m, bundle, w in zip(members, bundles, mix.weights, strict=True)
+        ],
+        "mixing": mix.mixing,
+        "prior_power": mix.prior_power,
+        "label_prior": [round(float(p), 6) for p in prior],
+        "metrics": report.summary(),
+        "evaluation": {
+            "protocol": (
+                f"mix fitted on one of {FOLDS} stratified halves of {data.name}, "
+                f"measured on the other, both ways (seed {seed}); the stored mix is "
+                "fitted on all rows"
+            ),
+            "data": {"file": data.name, "rows": len(inside), "sha256": file_digest(data)},
+            "fold_mixes": [
+                {"weights": list(m.weights), "mixing": m.mixing, "prior_power": m.prior_power}
+                for m in fold_mixes
+            ],
+            "in_sample_macro_f1": round(100 * fitted_f1, 2),
+        },
+        "command": command,
+        "package_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_report(report, output / "evaluation")
+    with atomic_output(output / MANIFEST, force=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return EnsembleResult(output, mix, report, member_f1)

@@ -1,0 +1,110 @@
+"""Ensemble bundles: fitted on labelled data, scored as one model, refused if a member
+changes."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from emoji_batch.bundle import load_bundle
+from emoji_batch.ensemble import EnsemblePredictor, Mix, fit_mix, load_ensemble, macro_f1
+from emoji_batch.predict import Predictor
+from tests.conftest import run_cli, train_args
+
+TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
+
+
+@pytest.fixture(scope="module")
+def members(tiny_data: dict[str, Path], tiny_bundle: Path, tmp_path_factory) -> list[Path]:
+    """Two small bundles of different families, side by side in one models directory."""
+    root = tmp_path_factory.mktemp("members")
+    cnn = root / "tiny_cnn"
+    args = train_args("glove_cnn", tiny_data, cnn, "--max-epochs", 3, "--batch-size", 16)
+    assert run_cli([*args, "--set", "filters=8", "--set", "dense_units=8"]) == 0
+    bilstm = Path(shutil.copytree(tiny_bundle, root / "tiny_bilstm"))
+    return [cnn, bilstm]
+
+
+@pytest.fixture
+def ensemble(members: list[Path], tiny_data: dict[str, Path], tmp_path: Path) -> Path:
+    # The members are copied beside the ensemble, so a test may tamper with them.
+    local = [Path(shutil.copytree(m, tmp_path / m.name)) for m in members]
+    out = tmp_path / "tiny_ensemble"
+    args = ["ensemble", *local, "--data", tiny_data["val"], "--output", out]
+    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
+    return out
+
+
+def test_fit_mix_finds_the_better_member() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 400)
+    good = np.eye(4)[y] * 0.6 + rng.random((400, 4)) * 0.5
+    noise = rng.random((400, 4))
+    probs = [p / p.sum(axis=1, keepdims=True) for p in (noise, good)]
+    mix, f1 = fit_mix(probs, y, np.full(4, 0.25))
+    assert mix.weights[1] > mix.weights[0]
+    assert f1 == macro_f1(y, mix.apply(probs, np.full(4, 0.25)))
+    assert f1 >= macro_f1(y, probs[1])
+
+
+def test_ensemble_manifest_names_members_by_path_and_hash(ensemble: Path) -> None:
+    manifest = json.loads((ensemble / "manifest.json").read_text())
+    assert manifest["kind"] == "ensemble"
+    assert [m["path"] for m in manifest["members"]] == ["../tiny_cnn", "../tiny_bilstm"]
+    assert all(len(m["sha256"]) == 64 for m in manifest["members"])
+    assert sum(m["weight"] for m in manifest["members"]) == pytest.approx(1.0)
+    assert "cross-fitted" in manifest["metrics"]["dataset"]
+    assert "halves" in manifest["evaluation"]["protocol"]
+
+
+def test_reloaded_ensemble_gives_the_mix_of_its_members(ensemble: Path) -> None:
+    loaded = load_ensemble(ensemble)
+    members = [Predictor(load_bundle(m.directory)).predict_proba(TEXTS) for m in loaded.members]
+    expected = Mix(loaded.mix.weights, loaded.mix.mixing, loaded.mix.prior_power).apply(
+        members, loaded.prior
+    )
+    probs = EnsemblePredictor(loaded).predict_proba(TEXTS)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_score_evaluate_and_list_treat_it_as_one_model(
+    ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "scored.csv"
+    args = ["score", tiny_data["val"], "-o", out, "--model", ensemble, "--text-column", "TEXT"]
+    assert run_cli([*args, "--chunk-rows", 7]) == 0
+    scored = pl.read_csv(out)
+    assert scored.height == 60 and scored["score_error"].null_count() == 60
+    report = tmp_path / "report"
+    evaluate = ["evaluate", "--model", ensemble, "--data", tiny_data["val"], "--report-dir", report]
+    assert run_cli([*evaluate, "--text-column", "TEXT", "--label-column", "Label"]) == 0
+    manifest = json.loads((ensemble / "manifest.json").read_text())
+    measured = json.loads((report / "metrics.json").read_text())["macro_f1"]
+    assert round(100 * measured, 2) == manifest["evaluation"]["in_sample_macro_f1"]
+    capsys.readouterr()
+    assert run_cli(["models", "list", "--models-dir", ensemble.parent]) == 0
+    listing = capsys.readouterr().out
+    assert "tiny_ensemble" in listing and "ensemble" in listing
+
+
+@pytest.mark.parametrize("damage", ["tampered", "missing"])
+def test_changed_or_missing_member_is_refused(
+    ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, damage: str, capsys
+) -> None:
+    member = tmp_path / "tiny_cnn"
+    if damage == "tampered":
+        weights = member / "weights.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 1
+        weights.write_bytes(bytes(data))
+    else:
+        shutil.rmtree(member)
+    args = ["score", tiny_data["val"], "-o", tmp_path / "o.csv", "--model", ensemble]
+    assert run_cli([*args, "--text-column", "TEXT"]) == 2
+    err = capsys.readouterr().err
+    assert ("changed since" if damage == "tampered" else "is missing") in err
+    assert not (tmp_path / "o.csv").exists()
