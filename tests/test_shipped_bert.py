@@ -1,0 +1,59 @@
+"""The shipped fine-tuned MiniLM bundle: found by name, whole, and its int8 copy agrees
+with fp32 on real tweets. The slow test reproduces its recorded Val metrics."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from emoji_batch.bundle import load_bundle, resolve_model, shipped_models_dir
+from emoji_batch.predict import Predictor
+from emoji_batch.scoring import evaluate_file
+
+NAME = "fine_tuned_bert"
+ROOT = Path(__file__).parent.parent
+DATA = ROOT.parent / "shared" / "data" / "tweeteval-emoji"
+MAX_MB = 60
+
+
+@pytest.fixture(scope="module")
+def bundle_dir() -> Path:
+    found = resolve_model(NAME, None)
+    assert found == shipped_models_dir() / NAME
+    return found
+
+
+def test_shipped_bert_is_whole_and_small(bundle_dir: Path) -> None:
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["architecture"] == NAME
+    assert manifest["metrics"]["dataset"] == "Val.csv"
+    assert manifest["metrics"]["macro_f1"] >= 26
+    assert manifest["training"]["command"].startswith("emoji-batch train fine_tuned_bert")
+    assert set(manifest["files"]) == {"weights", "tokenizer", "int8"}
+    assert manifest["precisions"]["int8"]["dataset"] == "Val.csv"
+    size = sum(f.stat().st_size for f in bundle_dir.rglob("*") if f.is_file())
+    assert size <= MAX_MB * 1e6
+
+
+def test_shipped_bert_int8_agrees_with_fp32_on_real_tweets(bundle_dir: Path) -> None:
+    texts = pl.read_csv(ROOT / "sample_data" / "tweets.csv", infer_schema=False)["text"]
+    texts = [t for t in texts.to_list() if t and t.strip()][:120]
+    bundle = load_bundle(bundle_dir)
+    fp32 = Predictor(bundle, device="/CPU:0").predict_proba(texts)
+    int8 = Predictor(bundle, device="/CPU:0", precision="int8")
+    quick = int8.predict_proba(texts)
+    # With the recorded fallback margin, the top-1 emoji is fp32's on 99.5% of Val rows.
+    assert np.mean(fp32.argmax(axis=1) == quick.argmax(axis=1)) >= 0.97
+    assert int8.fallback_rows < len(texts) / 4
+    assert np.abs(fp32 - quick).max() < 0.05
+
+
+@pytest.mark.slow
+def test_shipped_bert_reproduces_its_recorded_val_metrics(bundle_dir: Path) -> None:
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    report = evaluate_file(DATA / "Val.csv", model=NAME, precision="fp32", device="cpu")
+    assert round(100 * report.macro_f1, 2) == manifest["metrics"]["macro_f1"]
+    int8 = evaluate_file(DATA / "Val.csv", model=NAME, precision="int8", device="cpu")
+    assert round(100 * int8.macro_f1, 2) == manifest["precisions"]["int8"]["macro_f1"]
