@@ -26,7 +26,7 @@ from emoji_batch.labels import Label
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-DEFAULT_MODEL = "glove_cnn"
+DEFAULT_MODEL = "ngram_linear"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
 log = logging.getLogger(__name__)

@@ -112,7 +112,7 @@ def fit_mix(probs: Sequence[np.ndarray], y: np.ndarray, prior: np.ndarray) -> tu
             for power in sorted(PRIOR_POWERS, key=abs):
                 f1 = macro_f1(y, adjust_to_prior(combined, prior, power))
                 if f1 > best_f1:
-                    best, best_f1 = Mix(weights, mixing, power), f1
+                    best, best_f1 = Mix(weights, mixing, float(power) + 0.0), f1
     assert best is not None
     return best, best_f1
 

@@ -94,7 +94,7 @@ def sigterm_guard() -> Iterator[None]:
 
 @pytest.fixture
 def local_default(cnn_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A ``./models/glove_cnn`` as ``training/train_all.sh`` leaves in the repo root."""
+    """A local bundle named like the shipped default, in ``./models`` of the repo root."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("EMOJI_BATCH_MODELS", raising=False)
     return Path(shutil.copytree(cnn_bundle, tmp_path / "models" / DEFAULT_MODEL))
@@ -110,7 +110,7 @@ def test_models_list_shows_the_clash(
 ) -> None:
     assert run_cli(["models", "list"]) == 0
     entries = capsys.readouterr().out.split(f"\n{DEFAULT_MODEL}")
-    assert len(entries) == 2, "both bundles named glove_cnn are listed"
+    assert len(entries) == 2, "both bundles of the default's name are listed"
     local, shipped = entries
     assert "shadows" in local.splitlines()[0] and "default" not in local.splitlines()[0]
     assert "[default" in shipped.splitlines()[0]

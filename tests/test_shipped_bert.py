@@ -1,4 +1,4 @@
-"""The shipped fine-tuned MiniLM bundle: found by name, whole, and its int8 copy agrees
+"""The shipped fine-tuned MiniLM bundle and ensemble: found by name, whole, the int8 copy agrees
 with fp32 on real tweets. The slow test reproduces its recorded Val metrics."""
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from emoji_batch.bundle import load_bundle, resolve_model, shipped_models_dir
+from emoji_batch.bundle import load_bundle, shipped_models_dir
 from emoji_batch.predict import Predictor
 from emoji_batch.scoring import evaluate_file
 
@@ -20,9 +20,8 @@ MAX_MB = 60
 
 @pytest.fixture(scope="module")
 def bundle_dir() -> Path:
-    found = resolve_model(NAME, None)
-    assert found == shipped_models_dir() / NAME
-    return found
+    # By path: a local ./models/fine_tuned_bert would shadow the name.
+    return shipped_models_dir() / NAME
 
 
 def test_shipped_bert_is_whole_and_small(bundle_dir: Path) -> None:
@@ -57,3 +56,21 @@ def test_shipped_bert_reproduces_its_recorded_val_metrics(bundle_dir: Path) -> N
     assert round(100 * report.macro_f1, 2) == manifest["metrics"]["macro_f1"]
     int8 = evaluate_file(DATA / "Val.csv", model=NAME, precision="int8", device="cpu")
     assert round(100 * int8.macro_f1, 2) == manifest["precisions"]["int8"]["macro_f1"]
+
+
+def test_shipped_ensemble_loads_its_shipped_members() -> None:
+    from emoji_batch.ensemble import load_ensemble
+
+    ensemble = load_ensemble(shipped_models_dir() / "ensemble_bert_ngram_cnn")
+    names = [member.name for member in ensemble.members]
+    assert names == [NAME, "ngram_linear", "glove_cnn"]
+    assert all(m.directory.parent == shipped_models_dir() for m in ensemble.members)
+    assert ensemble.manifest["metrics"]["macro_f1"] >= 29
+
+
+@pytest.mark.slow
+def test_shipped_ensemble_reproduces_its_in_sample_val_metrics() -> None:
+    directory = shipped_models_dir() / "ensemble_bert_ngram_cnn"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    report = evaluate_file(DATA / "Val.csv", model=str(directory), precision="fp32", device="cpu")
+    assert round(100 * report.macro_f1, 2) == manifest["evaluation"]["in_sample_macro_f1"]
