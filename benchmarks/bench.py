@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from emoji_batch.bundle import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "emoji_batch" / "models"
 DATA = ROOT.parent / "shared" / "data" / "tweeteval-emoji"
@@ -311,6 +313,8 @@ def main() -> None:
     # The shipped bundles by path: a name would find a local ./models/NAME first.
     parser.add_argument("--bert-model", default=str(SHIPPED / "fine_tuned_bert"))
     parser.add_argument("--glove-model", default=str(SHIPPED / "glove_cnn"))
+    parser.add_argument("--default-model", default=str(SHIPPED / DEFAULT_MODEL))
+    parser.add_argument("--default-rows", type=int, default=1_000_000)
     parser.add_argument("--bert-rows", type=int, default=50_000)
     parser.add_argument("--glove-rows", type=int, default=1_000_000)
     parser.add_argument(
@@ -318,7 +322,9 @@ def main() -> None:
     )
     parser.add_argument("--glove-alt-rows", type=int, default=50_000)
     parser.add_argument("--memory-rows", type=int, nargs=2, default=[100_000, 1_000_000])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["bert", "glove", "memory"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["default", "bert", "glove", "memory"]
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -331,6 +337,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n", flush=True)
     lines = []
+    if "default" not in args.skip:
+        name = Path(args.default_model).name
+        lines += family(f"default ({name})", args.default_model, args.default_rows, 5_000, [])
     if "bert" not in args.skip:
         if not Path(args.bert_model, "manifest.json").is_file():
             sys.exit(
@@ -347,7 +356,7 @@ def main() -> None:
     if lines:
         print(table(lines), flush=True)
     if "memory" not in args.skip:
-        print("\n" + "\n".join(memory_and_chunks(args.glove_model, *args.memory_rows)))
+        print("\n" + "\n".join(memory_and_chunks(args.default_model, *args.memory_rows)))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ Word 1-2-grams and ``char_wb`` 2-5-grams of the project's cleaned text (sublinea
 min_df 2), ``LogisticRegression(C=2, class_weight="balanced")``, fitted on Train.csv and
 scored on Val.csv. It writes no bundle: it only gives the results table its floor.
 
-    .venv/bin/python training/baseline_tfidf.py [--data TRAIN] [--val VAL]
+    .venv/bin/python training/baseline_tfidf.py [--data TRAIN] [--val VAL] [--json OUT]
+
+``--json`` also writes the numbers for ``training/results_table.py --baseline OUT``.
 """
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -35,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA / "Train.csv")
     parser.add_argument("--val", type=Path, default=DATA / "Val.csv")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     started = time.perf_counter()
     train_texts, y_train = read(args.data)
@@ -48,12 +52,19 @@ def main() -> None:
     model = LogisticRegression(C=2, class_weight="balanced", max_iter=2000)
     pred = model.fit(x_train, y_train).predict(x_val)
     command = shlex.join([".venv/bin/python", "training/baseline_tfidf.py", *sys.argv[1:]])
-    print(f"command: {command}")
-    print(f"train {args.data.name} ({len(y_train)} rows) -> val {args.val.name} ({len(y_val)})")
-    print(f"features: {x_train.shape[1]}")
-    print(f"macro-F1 {100 * f1_score(y_val, pred, average='macro'):.2f}")
-    print(f"accuracy {100 * accuracy_score(y_val, pred):.2f}")
-    print(f"seconds {time.perf_counter() - started:.0f}")
+    result = {
+        "command": command,
+        "train": {"file": args.data.name, "rows": len(y_train)},
+        "val": {"file": args.val.name, "rows": len(y_val)},
+        "labels": len(np.unique(y_train)),
+        "features": x_train.shape[1],
+        "macro_f1": round(100 * f1_score(y_val, pred, average="macro"), 2),
+        "accuracy": round(100 * accuracy_score(y_val, pred), 2),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

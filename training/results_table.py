@@ -1,8 +1,9 @@
 """Print the results table (markdown) from trained bundles' manifests.
 
-Usage: python training/results_table.py BUNDLE_DIR [BUNDLE_DIR ...]
+Usage: python training/results_table.py [--baseline JSON] BUNDLE_DIR [BUNDLE_DIR ...]
 Every number comes from a manifest written by `emoji-batch train` or `emoji-batch
-ensemble`; nothing is typed in. An ensemble's bundle size counts its members' files.
+ensemble`, or from `training/baseline_tfidf.py --json`; nothing is typed in. An
+ensemble's bundle size counts its members' files.
 """
 
 import json
@@ -33,14 +34,29 @@ def row(path: Path) -> str:
     )
 
 
-def main(paths: list[str]) -> None:
+def baseline_row(path: Path) -> str:
+    """The tf-idf + logistic-regression reference, which writes no bundle."""
+    b = json.loads(path.read_text())
+    return (
+        f"| reference: tf-idf + logistic regression (scikit-learn) | {b['val']['file']}, "
+        f"{b['val']['rows']} rows | {b['labels']} | {b['macro_f1']} | {b['accuracy']}% | - "
+        f"| {b['seconds']:.0f} s | - | `{b['command']}` |"
+    )
+
+
+def main(args: list[str]) -> None:
+    baseline = None
+    if args[:1] == ["--baseline"]:
+        baseline, args = Path(args[1]), args[2:]
     print(
         "| model | evaluated on | labels | macro-F1 | accuracy | epochs | train wall time "
         "| bundle | command |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for path in map(Path, paths):
+    for path in map(Path, args):
         print(row(path))
+    if baseline is not None:
+        print(baseline_row(baseline))
 
 
 if __name__ == "__main__":
