@@ -32,12 +32,14 @@ def score(*args: object) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Strict JSON: NaN/Infinity literals are refused."""
+    """Strict JSON: NaN/Infinity literals are refused. Lines end at \\n only: a JSON
+    string may hold U+0085 or U+2028, which ``str.splitlines`` would also split at."""
 
     def refuse(name: str) -> None:
         raise ValueError(f"not JSON: {name}")
 
-    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line, parse_constant=refuse) for line in lines if line]
 
 
 def same(a: object, b: object) -> bool:
