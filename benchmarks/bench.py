@@ -284,7 +284,16 @@ def memory_and_chunks(model: str, small: int, large: int) -> list[str]:
         result = score_e2e(model, data, "--chunk-rows", str(chunk_rows))
         outputs.append(pl.read_parquet(result["output"]))
     same = outputs[0].equals(outputs[1])
-    report.append(f"- outputs of --chunk-rows 7919 and 50000 on {small:,} rows identical: {same}")
+    emoji = [c for c in outputs[0].columns if c.startswith("emoji_")]
+    probs = [c for c in outputs[0].columns if c.startswith("prob_")]
+    same_emoji = outputs[0].select(emoji).equals(outputs[1].select(emoji))
+    gap = max(
+        float(np.nanmax(np.abs(outputs[0][c].to_numpy() - outputs[1][c].to_numpy()))) for c in probs
+    )
+    report.append(
+        f"- outputs of --chunk-rows 7919 and 50000 on {small:,} rows identical: {same} "
+        f"(emoji columns identical: {same_emoji}; largest probability difference {gap:.1e})"
+    )
     csv_data = tweets_file(small, "csv")
     result = score_e2e(model, csv_data)
     report.append(
