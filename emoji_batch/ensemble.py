@@ -26,7 +26,7 @@ from emoji_batch.bundle import MANIFEST, Bundle, bundle_files, load_bundle
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
 from emoji_batch.predict import (
@@ -78,17 +78,6 @@ class Mix:
 
     def apply(self, probs: Sequence[np.ndarray], prior: np.ndarray) -> np.ndarray:
         return adjust_to_prior(self.combine(probs), prior, self.prior_power)
-
-
-def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
-    """Macro-F1 of the top-1 predictions over all labels (absent ones count as 0), as
-    scikit-learn's ``f1_score(average="macro", zero_division=0)``; fast enough to search
-    thousands of mixes."""
-    n = probs.shape[1]
-    pred = probs.argmax(axis=1)
-    hits = np.bincount(y[pred == y], minlength=n)
-    both = np.bincount(pred, minlength=n) + np.bincount(y, minlength=n)
-    return float(np.mean(np.divide(2 * hits, both, out=np.zeros(n), where=both > 0)))
 
 
 def _weight_grid(n: int) -> list[tuple[float, ...]]:

@@ -64,6 +64,17 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
+    """Macro-F1 of the top-1 predictions over all labels (absent ones count as 0), as
+    scikit-learn's ``f1_score(average="macro", zero_division=0)``; fast enough to search
+    thousands of mixes."""
+    n = probs.shape[1]
+    pred = probs.argmax(axis=1)
+    hits = np.bincount(y[pred == y], minlength=n)
+    both = np.bincount(pred, minlength=n) + np.bincount(y, minlength=n)
+    return float(np.mean(np.divide(2 * hits, both, out=np.zeros(n), where=both > 0)))
+
+
 def evaluate_probs(
     y_true: np.ndarray, probs: np.ndarray, labels: list[Label], dataset: str
 ) -> EvalReport:

@@ -40,7 +40,7 @@ from emoji_batch.dataset import (
 )
 from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
-from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label, read_mapping
 from emoji_batch.ngram import NgramEncoder
@@ -189,13 +189,9 @@ def _choose_prior_power(
     Macro-F1 rewards rare labels more than the training loss does (or, with balanced
     class weights, less): one scalar on the dev set trades this off. Ties keep 0.
     """
-    from sklearn.metrics import f1_score
 
     def score(power: float) -> float:
-        pred = adjust_to_prior(probs, prior, power).argmax(axis=1)
-        return f1_score(
-            labels, pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0
-        )
+        return macro_f1(labels, adjust_to_prior(probs, prior, power))
 
     power = max(sorted(PRIOR_POWERS, key=abs), key=score)
     return power, 100 * score(power)

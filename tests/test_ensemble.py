@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from emoji_batch.bundle import load_bundle
-from emoji_batch.ensemble import EnsemblePredictor, Mix, fit_mix, load_ensemble, macro_f1
+from emoji_batch.ensemble import EnsemblePredictor, Mix, fit_mix, load_ensemble
+from emoji_batch.evaluation import macro_f1
 from emoji_batch.predict import Predictor
 from tests.conftest import run_cli, train_args
 
@@ -108,3 +109,15 @@ def test_changed_or_missing_member_is_refused(
     err = capsys.readouterr().err
     assert ("changed since" if damage == "tampered" else "is missing") in err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_macro_f1_matches_scikit_learn() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        probs, y = rng.random((300, 7)), rng.integers(0, 6, 300)  # label 6 never occurs
+        expected = f1_score(
+            y, probs.argmax(axis=1), average="macro", labels=np.arange(7), zero_division=0
+        )
+        assert macro_f1(y, probs) == pytest.approx(expected, abs=1e-12)
