@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from emoji_batch import __version__
-from emoji_batch.bundle import MANIFEST, Bundle, bundle_files, load_bundle
+from emoji_batch.bundle import MANIFEST, Bundle, bundle_files, check_new_bundle_dir, load_bundle
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.errors import InputError, ModelError
@@ -285,8 +285,6 @@ def fit_ensemble(
     each half is scored with the mix fitted on the other, and macro-F1 is measured on the
     whole file. The stored mix is then fitted on all of it.
     """
-    from emoji_batch.bundle import check_new_bundle_dir
-
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members")
     check_new_bundle_dir(output, force)

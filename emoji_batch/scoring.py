@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -141,7 +141,7 @@ class PreparedChunk:
     table: pa.Table
     errors: list[str | None]
     ok: np.ndarray
-    encoded: list[np.ndarray]
+    encoded: list[Any]  # what predictor.encode returned: id arrays, or per member for ensembles
 
 
 def prepare_chunk(table: pa.Table, text_column: str, predictor: AnyPredictor) -> PreparedChunk:
