@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -26,6 +26,9 @@ from emoji_batch.labels import Label
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
+# The manifest kind of emoji_batch.position's bundles (kept here so that listing and
+# loading models can tell them apart without importing that module).
+POSITION_KIND = "emoji_position"
 DEFAULT_MODEL = "ngram_linear"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
@@ -153,7 +156,22 @@ def read_manifest(directory: Path) -> Manifest:
         raise ModelError(f"{path}: unreadable manifest ({exc})") from exc
     if not isinstance(data, dict):
         raise ModelError(f"{path}: manifest must be a JSON object")
+    if data.get("kind") == POSITION_KIND:
+        raise ModelError(
+            f"{directory} is an emoji-position bundle (what `predict` and `score --insert` "
+            "use to place the emoji), not a model that predicts emoji"
+        )
     return Manifest.from_json(data, directory)
+
+
+def bundle_kind(directory: Path) -> str | None:
+    """The manifest's ``kind`` (``emoji_position``, ``ensemble``), None for a classifier
+    bundle or an unreadable manifest."""
+    try:
+        kind = json.loads((directory / MANIFEST).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -271,13 +289,15 @@ def check_new_bundle_dir(directory: Path, force: bool) -> None:
 
 @dataclass
 class Bundle:
-    """A loaded bundle: its manifest, the rebuilt Keras model and its text encoder
-    (a word vocabulary or a WordPiece tokenizer)."""
+    """A loaded bundle: its manifest, its named weights, its text encoder (a word
+    vocabulary, n-gram list or WordPiece tokenizer) and the Keras model, built from the
+    weights on first use: the NumPy and int8 runtimes never need it, nor TensorFlow."""
 
     directory: Path
     manifest: Manifest
-    model: Any
+    weights: dict[str, np.ndarray]
     encoder: Any
+    built: Any = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -286,6 +306,19 @@ class Bundle:
     @property
     def labels(self) -> list[Label]:
         return self.manifest.labels
+
+    @property
+    def model(self) -> Any:
+        if self.built is None:
+            self.built = build_model(self.manifest, self.weights, self.directory)
+        return self.built
+
+    def weight(self, name: str) -> np.ndarray:
+        """One weight by its name in the weights file (see :func:`model_weights`), as float32."""
+        try:
+            return np.asarray(self.weights[name], dtype=np.float32)
+        except KeyError:
+            raise ModelError(f"{self.directory}: weights have no {name!r}") from None
 
 
 def _named_weights(model: Any) -> list[tuple[str, Any]]:
@@ -304,14 +337,6 @@ def _named_weights(model: Any) -> list[tuple[str, Any]]:
 
 def model_weights(model: Any) -> dict[str, np.ndarray]:
     return {name: w.numpy() for name, w in _named_weights(model)}
-
-
-def named_weight(model: Any, name: str) -> np.ndarray:
-    """One weight by its name in the weights file (see :func:`model_weights`)."""
-    for key, w in _named_weights(model):
-        if key == name:
-            return w.numpy()
-    raise ModelError(f"{model.name} has no weight {name!r}")
 
 
 def assign_weights(model: Any, weights: dict[str, np.ndarray], where: Path) -> None:
@@ -345,7 +370,7 @@ def bundle_files(bundle: Bundle) -> list[Path]:
 
 
 def load_bundle(directory: Path) -> Bundle:
-    """Rebuild the model named by the manifest and load its weights and text encoder."""
+    """Read the manifest, weights and text encoder; the model is built when first used."""
     from emoji_batch.architectures import get_architecture
 
     manifest = read_manifest(directory)
@@ -368,32 +393,28 @@ def load_bundle(directory: Path) -> Bundle:
         encoder = WordVocab.load(
             bundle_file(directory, manifest, "vocab"), int(manifest.config["n_trainable"])
         )
+    return Bundle(directory, manifest, weights, encoder)
+
+
+def build_model(
+    manifest: Manifest, weights: dict[str, np.ndarray], where: Path, dtype_policy: str | None = None
+) -> Any:
+    """The manifest's architecture built (under a Keras dtype policy if given, e.g.
+    ``mixed_bfloat16``: bfloat16 arithmetic, float32 weights and output) with ``weights``."""
+    from emoji_batch.architectures import get_architecture
+
+    arch = get_architecture(manifest.architecture)
     try:
-        model = arch.build(manifest.config, len(manifest.labels))
+        model = arch.build(manifest.config, len(manifest.labels), dtype_policy)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(
-            f"{directory}: cannot build {arch.name} from its config ({exc!r})"
-        ) from exc
-    assign_weights(model, weights, directory)
-    return Bundle(directory, manifest, model, encoder)
+        raise ModelError(f"{where}: cannot build {arch.name} from its config ({exc!r})") from exc
+    assign_weights(model, weights, where)
+    return model
 
 
 def rebuild_model(bundle: Bundle, dtype_policy: str) -> Any:
-    """The bundle's model built again under a Keras dtype policy (``mixed_bfloat16``:
-    bfloat16 arithmetic, float32 weights and output), with the same weights."""
-    import tf_keras as keras
-
-    from emoji_batch.architectures import get_architecture
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(dtype_policy)
-    try:
-        arch = get_architecture(bundle.manifest.architecture)
-        model = arch.build(bundle.manifest.config, len(bundle.labels))
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    assign_weights(model, model_weights(bundle.model), bundle.directory)
-    return model
+    """The bundle's model built again under a Keras dtype policy, with the same weights."""
+    return build_model(bundle.manifest, bundle.weights, bundle.directory, dtype_policy)
 
 
 def save_bundle(

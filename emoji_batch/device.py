@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import glob
 import os
 import sys
 from collections.abc import Iterator
@@ -39,11 +40,20 @@ def tensorflow() -> ModuleType:
     return tf
 
 
+def _no_gpu_possible() -> bool:
+    """Whether this machine surely has no GPU TensorFlow could use: no NVIDIA (or WSL)
+    device nodes, or CUDA told to see none. Then ``auto`` needs no 4-second TensorFlow
+    import to answer CPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return True
+    return not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg"))
+
+
 def resolve_device(choice: DeviceChoice = "auto") -> str:
     """Return a TensorFlow device string for ``choice``; asking for a missing GPU is an error."""
-    gpus = tensorflow().config.list_physical_devices("GPU")
-    if choice == "cpu":
+    if choice == "cpu" or (choice == "auto" and _no_gpu_possible()):
         return "/CPU:0"
+    gpus = tensorflow().config.list_physical_devices("GPU")
     if choice == "gpu" and not gpus:
         raise InputError("--device gpu was asked for, but TensorFlow sees no GPU")
     return "/GPU:0" if gpus else "/CPU:0"

@@ -22,7 +22,14 @@ from typing import Any, Literal
 import numpy as np
 
 from emoji_batch import __version__
-from emoji_batch.bundle import MANIFEST, Bundle, bundle_files, check_new_bundle_dir, load_bundle
+from emoji_batch.bundle import (
+    MANIFEST,
+    Bundle,
+    bundle_files,
+    bundle_kind,
+    check_new_bundle_dir,
+    load_bundle,
+)
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.errors import InputError, ModelError
@@ -50,11 +57,7 @@ FOLDS = 2
 
 def is_ensemble(directory: Path) -> bool:
     """Whether ``directory`` holds an ensemble bundle (its manifest says ``kind``)."""
-    try:
-        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("kind") == KIND
+    return bundle_kind(directory) == KIND
 
 
 @dataclass(frozen=True)

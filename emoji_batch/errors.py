@@ -4,12 +4,14 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
+EXIT_NOT_ALL_SCORED = 4  # predict: some texts could not be scored (each says why)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
-    "3 output locked by another run, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
+    "3 output locked by another run, 4 (predict) some texts not scorable, 130 interrupted "
+    "(Ctrl-C), 143 terminated (SIGTERM)."
 )
 
 

@@ -5,12 +5,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 from emoji_batch.labels import Label
 
@@ -81,6 +75,14 @@ def evaluate_probs(
     ids = [label.id for label in labels]
     y_pred = np.asarray(ids)[probs.argmax(axis=1)]  # output position -> dataset label id
     top3 = np.asarray(ids)[np.argsort(-probs, axis=1)[:, :3]]
+    # Imported here: sklearn takes a second to import, which `score` and `predict` skip.
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     per_class = [
         ClassScore(lab.id, lab.emoji, lab.name, float(p[i]), float(r[i]), float(f[i]), int(s[i]))

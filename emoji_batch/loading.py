@@ -23,7 +23,7 @@ def load_predictor(
 ) -> AnyPredictor:
     """The model named by ``model`` (a bundle or ensemble path or name; None: the shipped
     default) on ``device``, in ``precision`` (an ensemble's members each resolve it)."""
-    where = resolve_device(device)  # imports TensorFlow quietly, before the model needs it
+    where = resolve_device(device)
     directory = resolve_model(model, models_dir)
     if is_ensemble(directory):
         return EnsemblePredictor(load_ensemble(directory), where, batch_size, precision)

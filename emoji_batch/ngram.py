@@ -10,15 +10,18 @@ window of the padded words, hashed to 64 bits and looked up in a polars hash map
 The tests check that this yields exactly sklearn's n-grams.
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from sklearn.feature_extraction.text import CountVectorizer
 
 from emoji_batch.errors import ModelError
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import CountVectorizer
 
 NGRAMS_FILE = "ngrams.txt"
 PAD = "<pad>"
@@ -31,8 +34,15 @@ _PRIME = np.uint64(0x100000001B3)
 _NOTHING = np.zeros(1, dtype=np.int32)
 
 
-def _vectorizer(kind: str, ngrams: Sequence[int]) -> CountVectorizer:
-    """The sklearn vectorizer whose analyzer defines the ``kind`` n-grams."""
+# sklearn's default token_pattern: what its word analyzer calls a word.
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _vectorizer(kind: str, ngrams: Sequence[int]) -> "CountVectorizer":
+    """The sklearn vectorizer whose analyzer defines the ``kind`` n-grams (imported
+    here: scoring does without sklearn's second of import, see :func:`word_ngrams`)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     analyzer = "word" if kind == WORD else "char_wb"
     return CountVectorizer(analyzer=analyzer, ngram_range=tuple(ngrams), lowercase=False)
 
@@ -44,6 +54,16 @@ def _hash_rows(rows: np.ndarray) -> np.ndarray:
     for k in range(rows.shape[1]):
         h = h * _PRIME + rows[:, k]
     return h
+
+
+def word_ngrams(text: str, ngrams: Sequence[int]) -> list[str]:
+    """sklearn's word analyzer (no lowercasing) re-stated: every n-gram of the words,
+    n from low to high, each in text order; the tests check it against sklearn."""
+    words = _WORD.findall(text)
+    low, high = ngrams
+    return [
+        " ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)
+    ]
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -69,21 +89,23 @@ class NgramEncoder:
             # Words are padded to >= 3 characters: below that, sklearn's char_wb adds
             # short words whole, which the window search here does not reproduce.
             raise ValueError(f"char n-gram range must start at 2 or 3, not {char_ngrams}")
-        self.n_words = sum(kind == WORD for kind, _ in features)
-        if any(kind != WORD for kind, _ in features[: self.n_words]):
+        is_char = np.fromiter((kind == CHAR for kind, _ in features), bool, len(features))
+        self.n_words = len(features) - int(is_char.sum())
+        if is_char[: self.n_words].any():
             raise ValueError("word n-grams must come before char n-grams")
         self.features = features
         self.word_ngrams, self.char_ngrams = tuple(word_ngrams), (low, high)
-        self._word_ids = {f: i for i, (kind, f) in enumerate(features, 1) if kind == WORD}
-        self._analyze_words = _vectorizer(WORD, word_ngrams).build_analyzer()
-        chars = [(i, f) for i, (kind, f) in enumerate(features, 1) if kind == CHAR]
+        grams = [f for _, f in features]
+        self._word_ids = dict(zip(grams[: self.n_words], range(1, self.n_words + 1), strict=True))
+        chars = grams[self.n_words :]
+        lengths = pl.Series(chars, dtype=pl.String).str.len_chars().to_numpy()
         hashes, ids = [], []
         for n in range(low, high + 1):
-            group = [(i, f) for i, f in chars if len(f) == n]
-            if group:
-                rows = _code_points("".join(f for _, f in group)).reshape(len(group), n)
-                hashes.append(_hash_rows(rows))
-                ids.append(np.array([i for i, _ in group], dtype=np.int32))
+            group = np.flatnonzero(lengths == n)
+            if len(group):
+                joined = "".join([chars[i] for i in group])
+                hashes.append(_hash_rows(_code_points(joined).reshape(len(group), n)))
+                ids.append((group + self.n_words + 1).astype(np.int32))
         self._char_hashes = pl.Series(np.concatenate(hashes or [np.zeros(0, np.uint64)]))
         self._char_ids = pl.Series(np.concatenate(ids or [np.zeros(0, np.int32)]))
         if len(self._char_ids) != len(chars):
@@ -150,8 +172,8 @@ class NgramEncoder:
 
     def _words(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Text index and id (0: unknown) of every word n-gram, in text order."""
-        get, analyze = self._word_ids.get, self._analyze_words
-        per_text = [[get(f, 0) for f in analyze(t)] for t in texts]
+        get, ngrams = self._word_ids.get, self.word_ngrams
+        per_text = [[get(f, 0) for f in word_ngrams(t, ngrams)] for t in texts]
         counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
         ids = np.fromiter((i for seq in per_text for i in seq), dtype=np.int32, count=counts.sum())
         return np.repeat(np.arange(len(texts)), counts), ids
@@ -199,12 +221,14 @@ class NgramEncoder:
         lines = path.read_text(encoding="utf-8").split("\n")[:-1]
         if not lines or lines[0] != PAD:
             raise ModelError(f"{path}: the first line must be {PAD}")
-        features = []
-        for lineno, line in enumerate(lines[1:], 2):
-            kind, tab, feature = line.partition("\t")
-            if kind not in (WORD, CHAR) or not tab:
-                raise ModelError(f"{path}:{lineno}: expected 'w' or 'c', a tab and an n-gram")
-            features.append((kind, feature))
+        body = pl.Series(lines[1:], dtype=pl.String)
+        good = (body.str.starts_with(WORD + "\t") | body.str.starts_with(CHAR + "\t")) & (
+            body.str.len_chars() > 2
+        )
+        if not good.all():
+            lineno = int(np.flatnonzero(~good.to_numpy())[0]) + 2
+            raise ModelError(f"{path}:{lineno}: expected 'w' or 'c', a tab and an n-gram")
+        features = list(zip(body.str.head(1).to_list(), body.str.slice(2).to_list(), strict=True))
         try:
             encoder = cls(features, config["word_ngrams"], config["char_ngrams"])
             if encoder.n_words != config["n_word_features"]:

@@ -4,7 +4,8 @@ Texts are cleaned, encoded, sorted by length and cut into batches padded only to
 longest member, so short tweets cost little (rounding widths up to a multiple of 8, for
 fewer distinct shapes, measured 10% slower for GloVe and 20% for int8 BERT). Each
 precision's model runs in a runtime of :mod:`emoji_batch.runtimes`; the int8 copy that
-:mod:`emoji_batch.quantize` builds runs in TensorFlow Lite on the CPU.
+:mod:`emoji_batch.quantize` builds runs in the LiteRT interpreter on the CPU, and a
+linear n-gram model in NumPy, so neither imports TensorFlow.
 """
 
 from collections.abc import Sequence
@@ -13,11 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.bundle import Bundle, bundle_file, bundle_files, named_weight, rebuild_model
+from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import file_digest
-from emoji_batch.runtimes import Int8Runtime, KerasRuntime, Runtime
+from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtime
 
 # Texts per model call, measured on the 2-core CPU: the small GloVe CNN keeps gaining up
 # to ~1,000 (bf16 end to end on 200k tweets: 16.6k tweets/s at 512, 17.4k at 1,024);
@@ -126,7 +127,7 @@ class Predictor:
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-            self._run = Int8Runtime(flat, lambda name: named_weight(self.bundle.model, name))
+            self._run = Int8Runtime(flat, self.bundle.weight)
         elif self.precision == "bf16":
             self._run = self._keras_runtime(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:
@@ -136,9 +137,20 @@ class Predictor:
             self.fallback_margin = float(check.get("fallback_margin", 0.0))
 
     def _fp32_runtime(self) -> Runtime:
-        """The Keras model in fp32, built on first use."""
+        """The model in fp32, built on first use: in NumPy when it is a linear n-gram model
+        on the CPU, else the Keras model."""
         if self._fp32 is None:
-            self._fp32 = self._keras_runtime(self.bundle.model)
+            manifest = self.bundle.manifest
+            linear_ngram = manifest.architecture == "ngram_linear" and not manifest.config["hidden"]
+            if linear_ngram and "CPU" in self.device.upper():
+                self._fp32 = NgramRuntime(
+                    self.bundle.weight("ngrams/0:table"),
+                    self.bundle.weight("ngrams/2:idf"),
+                    self.bundle.weight("ngrams/1:bias"),
+                    int(manifest.config["n_word_features"]),
+                )
+            else:
+                self._fp32 = self._keras_runtime(self.bundle.model)
         return self._fp32
 
     def _keras_runtime(self, model: Any) -> KerasRuntime:

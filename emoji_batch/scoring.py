@@ -13,10 +13,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -43,14 +43,24 @@ from emoji_batch.fileio import (
     is_text_type,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.position import insert_emoji, load_position_model
 from emoji_batch.predict import PrecisionChoice, top_k
 from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
+
+
+class Placer(Protocol):
+    """Says where in each text its emoji belongs (see :mod:`emoji_batch.position`)."""
+
+    def predict(self, texts: Sequence[str]) -> list[int]: ...
+
+
 T = TypeVar("T")
 U = TypeVar("U")
 
 ERROR_COLUMN = "score_error"
+INSERT_COLUMN = "text_with_emoji"
 DEFAULT_CHUNK_ROWS = 50_000
 
 
@@ -98,10 +108,14 @@ def default_output(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.scored{input_path.suffix}")
 
 
-def output_schema(input_schema: pa.Schema, k: int) -> pa.Schema:
+def output_schema(input_schema: pa.Schema, k: int, insert: bool = False) -> pa.Schema:
+    """Every input column, then ``emoji_1..k``, ``prob_1..k``, ``score_error`` and with
+    ``insert`` ``text_with_emoji``."""
     added = [pa.field(f"emoji_{i}", pa.string()) for i in range(1, k + 1)]
     added += [pa.field(f"prob_{i}", pa.float32()) for i in range(1, k + 1)]
     added.append(pa.field(ERROR_COLUMN, pa.string()))
+    if insert:
+        added.append(pa.field(INSERT_COLUMN, pa.string()))
     clash = {f.name for f in added} & set(input_schema.names)
     if clash:
         raise InputError(f"input already has output column(s) {sorted(clash)}; rename them first")
@@ -139,6 +153,7 @@ class PreparedChunk:
     """A chunk read, checked, cleaned and encoded: everything before the model."""
 
     table: pa.Table
+    texts: list[str | None]  # each row's text as read (None where it is not text)
     errors: list[str | None]
     ok: np.ndarray
     encoded: list[Any]  # what predictor.encode returned: id arrays, or per member for ensembles
@@ -156,11 +171,14 @@ def prepare_chunk(table: pa.Table, text_column: str, predictor: AnyPredictor) ->
     errors = [e or ("empty text" if not c else None) for e, c in zip(errors, cleaned, strict=True)]
     ok = np.array([e is None for e in errors], dtype=bool)
     encoded = predictor.encode([c for c, good in zip(cleaned, ok, strict=True) if good])
-    return PreparedChunk(table, errors, ok, encoded)
+    return PreparedChunk(table, texts, errors, ok, encoded)
 
 
-def finish_chunk(chunk: PreparedChunk, predictor: AnyPredictor, k: int) -> pa.Table:
-    """Run the model and append the top-k emoji/probability columns and ``score_error``."""
+def finish_chunk(
+    chunk: PreparedChunk, predictor: AnyPredictor, k: int, placer: Placer | None = None
+) -> pa.Table:
+    """Run the model and append the top-k emoji/probability columns and ``score_error``;
+    with a ``placer``, also each row's text with its top emoji inserted where it goes."""
     table, ok = chunk.table, chunk.ok
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
     emoji = np.array([label.emoji for label in predictor.bundle.labels], dtype=object)
@@ -174,12 +192,28 @@ def finish_chunk(chunk: PreparedChunk, predictor: AnyPredictor, k: int) -> pa.Ta
         table = table.append_column(
             f"prob_{i + 1}", pa.array(col_prob, mask=~ok, type=pa.float32())
         )
-    return table.append_column(ERROR_COLUMN, pa.array(chunk.errors, type=pa.string()))
+    table = table.append_column(ERROR_COLUMN, pa.array(chunk.errors, type=pa.string()))
+    if placer is None:
+        return table
+    with_emoji = np.full(len(ok), None, dtype=object)
+    texts = [t for t, good in zip(chunk.texts, ok, strict=True) if good]
+    with_emoji[ok] = [
+        insert_emoji(text, e, at)
+        for text, e, at in zip(texts, emoji[ids[:, 0]], placer.predict(texts), strict=True)
+    ]
+    return table.append_column(INSERT_COLUMN, pa.array(with_emoji, type=pa.string()))
 
 
-def score_table(table: pa.Table, text_column: str, predictor: AnyPredictor, k: int) -> pa.Table:
-    """Append top-k emoji/probability columns and ``score_error`` to one chunk."""
-    return finish_chunk(prepare_chunk(table, text_column, predictor), predictor, k)
+def score_table(
+    table: pa.Table,
+    text_column: str,
+    predictor: AnyPredictor,
+    k: int,
+    placer: Placer | None = None,
+) -> pa.Table:
+    """Append top-k emoji/probability columns and ``score_error`` to one chunk (and with
+    a ``placer``, ``text_with_emoji``)."""
+    return finish_chunk(prepare_chunk(table, text_column, predictor), predictor, k, placer)
 
 
 _DONE = object()
@@ -312,6 +346,7 @@ def score_file(
     input_format: str | None = None,
     output_format: str | None = None,
     top_k_labels: int = 3,
+    insert: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     batch_size: int | None = None,
     device: DeviceChoice = "auto",
@@ -324,6 +359,7 @@ def score_file(
 
     A file OUTPUT is written atomically under a lock; ``-`` means stdin/stdout.
     ``resume`` keeps finished chunks beside OUTPUT so a killed run can continue.
+    ``insert`` adds ``text_with_emoji``, placed by the shipped position model.
     ``progress=None`` shows a bar only on a terminal; False never shows one.
     """
     started = time.perf_counter()
@@ -348,8 +384,9 @@ def score_file(
         text_col = find_column(reader.schema.names, text_column, "text")
         predictor = load_predictor(model, models_dir, device, batch_size, precision)
         k = min(top_k_labels, predictor.n_labels)
-        schema = output_schema(reader.schema, k)
+        schema = output_schema(reader.schema, k, insert)
         check_writable(schema, out_fmt)
+        placer = load_position_model(models_dir) if insert else None
         name = predictor.bundle.name
         logs.emit(
             "start",
@@ -369,7 +406,7 @@ def score_file(
                 return prepare_chunk(chunk, text_col, predictor)
 
             for prepared in prefetched(chunks, prepare):
-                table = finish_chunk(prepared, predictor, k)
+                table = finish_chunk(prepared, predictor, k, placer)
                 bar.update(table.num_rows)
                 yield table
 
@@ -390,6 +427,7 @@ def score_file(
                                 {
                                     "text_column": text_col,
                                     "top_k": k,
+                                    "insert": insert,
                                     "chunk_rows": chunk_rows,
                                     "batch_size": predictor.batch_size,
                                     "precision": predictor.precision,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.architectures import Phase, get_architecture, set_pretrained_trainable
+from emoji_batch.architectures import Phase, get_architecture
 from emoji_batch.bert import (
     DEFAULT_ENCODER_PACKAGE,
     WordPieceEncoder,
@@ -25,7 +25,14 @@ from emoji_batch.bert import (
     load_pretrained,
     resolve_encoder,
 )
-from emoji_batch.bundle import Bundle, Manifest, check_new_bundle_dir, file_fingerprint, save_bundle
+from emoji_batch.bundle import (
+    Bundle,
+    Manifest,
+    check_new_bundle_dir,
+    file_fingerprint,
+    model_weights,
+    save_bundle,
+)
 from emoji_batch.checkpoints import TrainingCheckpoints
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import (
@@ -43,6 +50,7 @@ from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label, read_mapping
+from emoji_batch.networks import set_pretrained_trainable
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
 from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
@@ -530,7 +538,7 @@ def train(config: TrainConfig) -> TrainResult:
             "seconds": round(time.perf_counter() - started, 1),
         },
     )
-    bundle = Bundle(config.output, manifest, model, encoder)
+    bundle = Bundle(config.output, manifest, model_weights(model), encoder, model)
     raw = Predictor(bundle).predict_proba(val_set.texts)
     power, _ = _choose_prior_power(raw, y_val, prior)
     log.info("prior power %.1f chosen on the validation set", power)

@@ -9,10 +9,12 @@ import polars as pl
 import pytest
 
 import emoji_batch.train
-from emoji_batch.bundle import Bundle, load_bundle, read_manifest
+from emoji_batch.bundle import Bundle, load_bundle, model_weights, read_manifest
+from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import ModelError
 from emoji_batch.ngram import NgramEncoder, _vectorizer
-from emoji_batch.predict import Predictor
+from emoji_batch.predict import Predictor, pad_batch
+from emoji_batch.runtimes import NgramRuntime
 from tests.conftest import run_cli, train_args
 
 # Short and one-letter words, emoji outside the BMP, repeats, odd whitespace, nothing.
@@ -92,7 +94,8 @@ def trained(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(emoji_batch.train, "save_bundle", capture)
         assert run_cli(train_args("ngram_linear", tiny_data, out, *args)) == 0
-    return out, Bundle(out, saved["manifest"], saved["model"], saved["encoder"])
+    model = saved["model"]
+    return out, Bundle(out, saved["manifest"], model_weights(model), saved["encoder"], model)
 
 
 def test_reloaded_bundle_predicts_like_the_trained_model(
@@ -106,6 +109,25 @@ def test_reloaded_bundle_predicts_like_the_trained_model(
     small_batches = Predictor(reloaded, batch_size=7).predict_proba(texts)
     np.testing.assert_allclose(small_batches, expected, atol=1e-6)
     assert read_manifest(out).metrics["accuracy"] > 50  # chance is 33%
+
+
+def test_numpy_runtime_computes_what_the_keras_model_does(
+    tiny_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """On the CPU a linear n-gram model (hidden 0, the shipped default's) runs in NumPy
+    without building the Keras model: it must give the Keras model's probabilities."""
+    out = tmp_path / "linear"
+    args = ["--max-epochs", 3, "--batch-size", 32, "--seed", 5]
+    assert run_cli(train_args("ngram_linear", tiny_data, out, *args)) == 0
+    bundle = load_bundle(out)
+    texts = pl.read_csv(tiny_data["val"])["TEXT"].to_list() + TEXTS
+    ids = pad_batch(bundle.encoder.encode(clean_texts(texts), bundle.manifest.max_length))
+    runtime = Predictor(bundle, device="/CPU:0")._fp32_runtime()
+    assert isinstance(runtime, NgramRuntime)
+    assert bundle.built is None  # the NumPy runtime never built the Keras model
+    expected = bundle.model(ids, training=False).numpy()
+    np.testing.assert_allclose(runtime(ids), expected, rtol=1e-5, atol=1e-7)
+    assert expected.std() > 0.01  # a trained model, not a uniform answer
 
 
 def test_bundle_holds_only_json_text_and_safetensors(trained: tuple[Path, Bundle]) -> None:

@@ -12,7 +12,7 @@ import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
 from emoji_batch import quantize
-from emoji_batch.bundle import load_bundle, named_weight, save_bundle
+from emoji_batch.bundle import load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
@@ -101,7 +101,7 @@ def test_large_word_table_is_read_from_the_bundle_weights(
     monkeypatch.setattr(quantize, "EXTERNAL_TABLE_SIZE", int(np.prod(word_table.shape)))
     outside = quantize.convert_int8(bundle.model)
     assert len(inside) - len(outside) >= 4 * np.prod(word_table.shape) * 0.9
-    runtime = Int8Runtime(outside, lambda name: named_weight(bundle.model, name))
+    runtime = Int8Runtime(outside, bundle.weight)
     names = [d["name"] for d in runtime._interpreter.get_input_details()]
     assert names[1:] == ["table:encoder/0:weight"]
     # Only the word lookup moved out; position and token-type tables stay inside.

@@ -12,7 +12,8 @@ from types import FrameType
 import typer
 
 from emoji_batch import logs
-from emoji_batch.cli import ensemble, evaluate, models, quantize, score, train
+from emoji_batch.cli import app as app_cmd
+from emoji_batch.cli import ensemble, evaluate, models, predict, quantize, score, train
 from emoji_batch.errors import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
@@ -37,10 +38,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("score", epilog=EXIT_CODES_HELP)(score.score_cli)
+app.command("predict", epilog=EXIT_CODES_HELP)(predict.predict_cli)
 app.command("train", epilog=EXIT_CODES_HELP)(train.train_cli)
 app.command("evaluate", epilog=EXIT_CODES_HELP)(evaluate.evaluate_cli)
 app.command("quantize", epilog=EXIT_CODES_HELP)(quantize.quantize_cli)
 app.command("ensemble", epilog=EXIT_CODES_HELP)(ensemble.ensemble_cli)
+app.command("app", epilog=EXIT_CODES_HELP)(app_cmd.app_cli)
 app.add_typer(models.app, name="models")
 
 

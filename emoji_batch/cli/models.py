@@ -5,7 +5,15 @@ from pathlib import Path
 
 import typer
 
-from emoji_batch.bundle import DEFAULT_MODEL, MANIFEST, FoundModel, find_models, read_manifest
+from emoji_batch.bundle import (
+    DEFAULT_MODEL,
+    MANIFEST,
+    POSITION_KIND,
+    FoundModel,
+    bundle_kind,
+    find_models,
+    read_manifest,
+)
 from emoji_batch.cli._options import ModelsDirOption
 from emoji_batch.ensemble import is_ensemble
 from emoji_batch.errors import ModelError
@@ -35,6 +43,18 @@ def _describe_ensemble(path: Path) -> str:
     )
 
 
+def _describe_position(path: Path) -> str:
+    """What an emoji-position bundle is for, and its accuracy against the best rule."""
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    metrics = manifest.get("metrics", {})
+    heldout, best = metrics.get("heldout", {}), metrics.get("best_rule")
+    return (
+        "emoji position (where predict and score --insert put the emoji)\n"
+        f"  right gap for {heldout.get('model')}% of {heldout.get('n')} held-out marked "
+        f"tweets ({best}: {heldout.get(best)}%)"
+    )
+
+
 @app.command("list")
 def list_cli(models_dir: ModelsDirOption = None) -> None:
     """List bundles with architecture, labels and stored validation metrics."""
@@ -45,6 +65,9 @@ def list_cli(models_dir: ModelsDirOption = None) -> None:
         header = _header(bundle, names.count(name) > 1)
         if is_ensemble(path):
             typer.echo(f"{header}\n  {_describe_ensemble(path)}\n  {path}")
+            continue
+        if bundle_kind(path) == POSITION_KIND:
+            typer.echo(f"{header}\n  {_describe_position(path)}\n  {path}")
             continue
         try:
             m = read_manifest(path)

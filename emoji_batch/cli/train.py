@@ -1,6 +1,7 @@
 """``emoji-batch train``: fit an architecture and write a model bundle."""
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,45 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# The options ``train emoji_position`` reads; it learns from marker positions, not labels.
+POSITION_OPTIONS = {"architecture", "data", "output", "val", "text_column", "seed", "force"}
+
+
+def _train_position(
+    ctx: typer.Context,
+    data: Path,
+    output: Path,
+    val: Path | None,
+    text_column: str,
+    seed: int,
+    force: bool,
+) -> None:
+    """Fit the emoji-position model; refuse options given for the emoji classifiers."""
+    from emoji_batch.bundle import check_new_bundle_dir
+    from emoji_batch.cli import invoked_command
+    from emoji_batch.errors import InputError
+    from emoji_batch.position import fit_position_model, format_metrics
+
+    # Typer bundles its own click, so the ParameterSource enum is compared by name.
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name not in POSITION_OPTIONS
+        and getattr(ctx.get_parameter_source(param.name or ""), "name", "DEFAULT") != "DEFAULT"
+    ]
+    if given:
+        raise InputError(f"{', '.join(given)}: not an option of train emoji_position")
+    check_new_bundle_dir(output, force)
+    start = time.perf_counter()
+    model, metrics = fit_position_model(data, val, text_column=text_column, seed=seed)
+    model.manifest["command"] = invoked_command()
+    model.save(output)
+    typer.echo(format_metrics(metrics))
+    typer.echo(f"bundle written to {output} in {time.perf_counter() - start:.0f} s", err=True)
+
+
 def train_cli(
+    ctx: typer.Context,
     architecture: Annotated[
         str, typer.Argument(metavar="ARCHITECTURE", help="Architecture name, e.g. glove_bilstm.")
     ],
@@ -92,7 +131,16 @@ def train_cli(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
 ) -> None:
-    """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation."""
+    """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation.
+
+    ARCHITECTURE emoji_position instead fits where the emoji goes in a tweet, from the
+    U+FE0F markers of --data's tweets (only --val, --text-column and --seed apply).
+    """
+    from emoji_batch.position import KIND
+
+    if architecture == KIND:
+        _train_position(ctx, data, output, val, text_column, seed, force)
+        return
     from emoji_batch.cli import invoked_command
     from emoji_batch.train import TrainConfig, train
 

@@ -1,0 +1,123 @@
+"""``emoji-batch predict`` and ``score --insert``: one tweet at a time, the emoji placed."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from emoji_batch.cli.predict import BAR_WIDTH, bar
+from emoji_batch.errors import EXIT_NOT_ALL_SCORED
+from emoji_batch.loading import load_predictor
+from emoji_batch.position import insert_emoji, load_position_model
+from emoji_batch.tweet import predict_tweets
+from tests.conftest import run_cli
+
+SAMPLE = Path(__file__).parent.parent / "sample_data" / "tweets.csv"
+
+
+@pytest.fixture(scope="module")
+def default_predictor():
+    return load_predictor(None, None, "cpu", None)
+
+
+def test_bar_is_the_probability_in_eighths_of_a_cell() -> None:
+    assert bar(1.0) == "█" * BAR_WIDTH
+    assert bar(0.5) == "█" * (BAR_WIDTH // 2)
+    assert bar(0.0) == ""
+    assert bar(1 / (BAR_WIDTH * 8)) == "▏"
+    assert bar(1.7) == bar(1.0)  # never wider than the column
+
+
+def test_predict_prints_the_tweet_with_its_emoji_and_five_bars(
+    capsys: pytest.CaptureFixture[str], default_predictor
+) -> None:
+    text = "merry christmas everyone"
+    assert run_cli(["predict", text, "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [expected] = predict_tweets([text], default_predictor, load_position_model(), 5)
+    assert expected.top[0][0] == "🎄"
+    assert lines[0] == expected.text_with_emoji
+    assert lines[0] == insert_emoji(text, "🎄", expected.position)
+    assert len(lines) == 6
+    for line, (emoji, probability) in zip(lines[1:], expected.top, strict=True):
+        assert line.strip().startswith(emoji)
+        assert f"{probability:.1%}" in line
+        assert line.endswith(bar(probability)) or probability < 1 / (BAR_WIDTH * 16)
+    probabilities = [p for _, p in expected.top]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_predict_json_reads_stdin_and_says_which_lines_failed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("i love you\n\n   \n"))
+    code = run_cli(["predict", "--json", "--top-k", "3", "--device", "cpu"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == EXIT_NOT_ALL_SCORED
+    assert [r["text"] for r in rows] == ["i love you", "", "   "]
+    good, empty, blank = rows
+    assert good["error"] is None and len(good["top_k"]) == 3
+    assert 0 <= good["position"] <= 3
+    assert good["text_with_emoji"] == insert_emoji(
+        "i love you", good["top_k"][0]["emoji"], good["position"]
+    )
+    assert sum(t["probability"] for t in good["top_k"]) <= 1.0 + 1e-6
+    for bad in (empty, blank):  # the reasons score_error gives
+        assert bad["error"] == "empty text"
+        assert bad["top_k"] == [] and bad["position"] is None
+
+
+def test_predict_exit_code_is_zero_when_every_tweet_is_scored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("good morning\ngame day\n"))
+    assert run_cli(["predict", "-", "--json", "--device", "cpu"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "precision"), [("ngram_linear", "auto"), ("fine_tuned_bert", "int8")]
+)
+def test_predict_never_imports_what_the_answer_does_not_need(model: str, precision: str) -> None:
+    """Start-up: one tweet with the default or the int8 BERT needs neither TensorFlow
+    (LiteRT or NumPy run the model), nor scikit-learn, nor pandas. (The fp32 fallback of a
+    near-tie would build the Keras model; this tweet has a wide margin.)"""
+    code = (
+        "import sys\n"
+        "from emoji_batch.cli import main\n"
+        "try:\n"
+        f"    main(['predict', 'merry christmas everyone', '--model', {model!r}, "
+        f"'--precision', {precision!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in ('tensorflow', 'tf_keras', 'sklearn', 'pandas', 'transformers')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_score_insert_adds_text_with_emoji(tmp_path: Path, default_predictor) -> None:
+    out = tmp_path / "scored.csv"
+    assert run_cli(["score", SAMPLE, "-o", out, "--insert", "--device", "cpu", "-q"]) == 0
+    scored = pl.read_csv(out)
+    assert scored.columns[-1] == "text_with_emoji"
+    bad = scored.filter(pl.col("score_error").is_not_null())
+    assert len(bad) and bad["text_with_emoji"].null_count() == len(bad)
+    good = scored.filter(pl.col("score_error").is_null())
+    placer = load_position_model()
+    texts = good["text"].to_list()
+    expected = [
+        insert_emoji(t, e, at)
+        for t, e, at in zip(texts, good["emoji_1"], placer.predict(texts), strict=True)
+    ]
+    assert good["text_with_emoji"].to_list() == expected
+    # Nothing but the emoji and one space was added to any text.
+    for text, placed, emoji in zip(texts, expected, good["emoji_1"], strict=True):
+        assert len(placed) == len(text) + len(emoji) + 1
