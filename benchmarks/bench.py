@@ -15,6 +15,9 @@ Approaches, per model family:
   hf-pipeline   ``transformers.pipeline("text-classification")`` in PyTorch on the same
                 weights, batch 64 (BERT family only; needs the ``bench`` extra: torch);
                 timed like notebook
+  spark         ``emoji-batch score FILE.parquet -o DIR --engine spark`` on ``--spark-master``
+                beside the same single-process ``score``; its peak memory is the sum over
+                the process tree (driver, JVM, Python workers), sampled, not ``os.wait4``'s
 """
 
 import argparse
@@ -86,6 +89,129 @@ def score_e2e(model: str, data: Path, *extra: str) -> dict[str, Any]:
         "precision": summary["precision"],
         "after_start_up": summary["rows_per_second"],
     }
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """RSS and PSS in bytes summed over ``pid`` and all its descendants (PSS shares each
+    page among the processes mapping it, so forked workers' common pages count once)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    rss = pss = 0
+    todo = [pid]
+    while todo:
+        proc = todo.pop()
+        todo += children.get(proc, [])
+        try:
+            for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines():
+                if line.startswith(("Rss:", "Pss:")):
+                    kb = int(line.split()[1]) * 1024
+                    rss, pss = (rss + kb, pss) if line.startswith("Rss:") else (rss, pss + kb)
+        except (OSError, ValueError):
+            continue
+    return rss, pss
+
+
+def measured_tree(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run ``cmd``; return its wall seconds, the peak RSS and PSS in MB of its whole
+    process tree (sampled every 0.2 s) and its stderr."""
+    started = time.perf_counter()
+    peak_rss = peak_pss = 0
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        while proc.poll() is None:
+            rss, pss = _tree_memory(proc.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        stderr = err.read().decode()
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-3000:]}")
+    return seconds, peak_rss / 2**20, peak_pss / 2**20, stderr
+
+
+def spark(model: str, rows: int, master: str) -> list[dict[str, Any]]:
+    """``score --engine spark`` beside single-process ``score`` on the same file."""
+    import polars as pl
+
+    data = tweets_file(rows, "parquet")
+    ours = score_e2e(model, data)
+    out = CACHE / "out_spark"
+    cmd = [str(BIN / "emoji-batch"), "score", str(data), "-o", str(out), "--model", model]
+    cmd += ["--engine", "spark", "--spark-master", master, "--force", "--log-format", "json"]
+    seconds, rss, pss, stderr = measured_tree(cmd)
+    summary = json.loads(stderr.strip().splitlines()[-1])
+    local = pl.read_parquet(ours["output"]).select("id", "emoji_1")
+    spark_top1 = pl.read_parquet(out / "*.parquet").select("id", "emoji_1")
+    same = local.join(spark_top1, on="id").filter(pl.col("emoji_1") == pl.col("emoji_1_right"))
+    name = f"Spark ({Path(model).name})"
+    return [
+        {
+            "family": name,
+            "approach": f"emoji-batch score ({ours['precision']}), one process",
+            "rows": rows,
+            "tweets_per_s": rows / ours["seconds"],
+            "rss_mb": ours["rss_mb"],
+            "note": f"whole process; after imports: {ours['after_start_up']:,.0f}/s",
+        },
+        {
+            "family": name,
+            "approach": f"emoji-batch score --engine spark --spark-master {master}",
+            "rows": rows,
+            "tweets_per_s": rows / seconds,
+            "rss_mb": rss,
+            "ratio": (rows / ours["seconds"]) / (rows / seconds),
+            "note": f"driver + JVM + Python workers (PSS {pss:,.0f} MB); its summary line: "
+            f"{summary['rows_per_second']:,.0f}/s; top-1 same as one process: "
+            f"{100 * same.height / rows:.1f}%",
+        },
+    ]
+
+
+# Start-up targets of `predict` on one tweet, whole process (issue: one tweet at a time).
+STARTUP_TARGETS = {"default": 2.5, "int8 BERT": 4.0}
+TWEET = "merry christmas everyone"
+
+
+def start_up(default_model: str, bert_model: str, runs: int) -> str:
+    """One tweet through ``predict`` (and a one-row ``score``), whole process, each
+    command run ``runs`` times in turn; the table gives the median and the fastest."""
+    one_row = CACHE / "one_tweet.csv"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    one_row.write_text(f"text\n{TWEET}\n", encoding="utf-8")
+    exe = str(BIN / "emoji-batch")
+    commands = {
+        ("predict", "default"): [exe, "predict", TWEET, "--model", default_model],
+        ("predict", "int8 BERT"): [
+            *(exe, "predict", TWEET, "--model", bert_model, "--precision", "int8"),
+        ],
+        ("score, 1 row", "default"): [
+            *(exe, "score", str(one_row), "-o", str(CACHE / "one_tweet.scored.csv")),
+            *("--model", default_model, "--force", "--quiet"),
+        ],
+    }
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+    for _ in range(runs):
+        for key, cmd in commands.items():
+            times[key].append(measured(cmd)[0])
+    out = [
+        f"start-up, whole process, {runs} runs of each command in turn:",
+        "| command | model | median s | fastest s | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for (command, model), seconds in times.items():
+        target = STARTUP_TARGETS.get(model) if command == "predict" else None
+        median = float(np.median(seconds))
+        verdict = ""
+        if target is not None:
+            verdict = f"<= {target} s: {'met' if median <= target else 'MISSED'}"
+        out.append(f"| {command} | {model} | {median:.2f} | {min(seconds):.2f} | {verdict} |")
+    return "\n".join(out)
 
 
 def child(approach: str, model: str, data: Path) -> dict[str, Any]:
@@ -331,8 +457,14 @@ def main() -> None:
     )
     parser.add_argument("--glove-alt-rows", type=int, default=50_000)
     parser.add_argument("--memory-rows", type=int, nargs=2, default=[100_000, 1_000_000])
+    parser.add_argument("--spark-rows", type=int, default=1_000_000)
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["default", "bert", "glove", "memory"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["default", "bert", "glove", "spark", "memory", "startup"],
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -362,10 +494,14 @@ def main() -> None:
         lines += family(
             "GloVe", args.glove_model, args.glove_rows, args.glove_alt_rows, ["notebook"]
         )
+    if "spark" not in args.skip:
+        lines += spark(args.default_model, args.spark_rows, args.spark_master)
     if lines:
         print(table(lines), flush=True)
     if "memory" not in args.skip:
         print("\n" + "\n".join(memory_and_chunks(args.default_model, *args.memory_rows)))
+    if "startup" not in args.skip:
+        print("\n" + start_up(args.default_model, args.bert_model, args.startup_runs))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """``emoji-batch score``: append top-k emoji predictions to every row of a file."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 
 from emoji_batch import logs
 from emoji_batch.cli._options import DeviceOption, ModelOption, ModelsDirOption, TextColumnOption
+from emoji_batch.errors import InputError
 from emoji_batch.fileio import FileFormat
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
-from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, score_file
+from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, ScoreSummary, score_file
 
 LogFormatOption = Annotated[
     logs.LogFormat, typer.Option(help="text, or json: one JSON object per event on stderr.")
@@ -18,13 +19,22 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Print tracebacks of 
 
 
 def score_cli(
+    # Text, not Path: with --engine spark they may be URIs, which Path would mangle.
     input_path: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="Input .csv/.parquet/.jsonl, or - for stdin.")
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="Input .csv/.parquet/.jsonl, or - for stdin; with --engine spark any path "
+            "or URI Spark reads (a file or a directory of them).",
+        ),
     ],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--output", "-o", help="Output file, or - for stdout [default: INPUT.scored.SUFFIX]."
+            "--output",
+            "-o",
+            help="Output file, or - for stdout; with --engine spark a directory of part files "
+            "[default: INPUT.scored.SUFFIX].",
         ),
     ] = None,
     model: ModelOption = None,
@@ -41,6 +51,14 @@ def score_cli(
         ),
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Emoji per row.")] = 3,
+    insert: Annotated[
+        bool,
+        typer.Option(
+            "--insert",
+            help="Add text_with_emoji: the text with its top emoji placed where the position "
+            "model expects it.",
+        ),
+    ] = False,
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read per chunk.")
     ] = DEFAULT_CHUNK_ROWS,
@@ -55,26 +73,60 @@ def score_cli(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    engine: Annotated[
+        Literal["local", "spark"],
+        typer.Option(help="local: this process; spark: a Spark job (the spark extra)."),
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Spark master for --engine spark [default: spark-submit's, else local[*]].",
+        ),
+    ] = None,
     log_format: LogFormatOption = "text",
     debug: DebugOption = False,
 ) -> None:
     """Score INPUT and write every row back with emoji_1..K, prob_1..K and score_error."""
     logs.configure(log_format, quiet)
-    summary = score_file(
-        input_path,
-        output,
-        model=model,
-        models_dir=models_dir,
-        text_column=text_column,
-        input_format=input_format,
-        output_format=output_format,
-        top_k_labels=top_k,
-        chunk_rows=chunk_rows,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        force=force,
-        resume=resume,
-        progress=False if quiet else None,
-    )
+    shared: dict[str, Any] = {
+        "model": model,
+        "models_dir": models_dir,
+        "text_column": text_column,
+        "input_format": input_format,
+        "output_format": output_format,
+        "top_k_labels": top_k,
+        "insert": insert,
+        "chunk_rows": chunk_rows,
+        "batch_size": batch_size,
+        "device": device,
+        "precision": precision,
+        "force": force,
+    }
+    if engine == "spark":
+        summary = _score_on_spark(
+            input_path, output, master=spark_master, resume=resume, spark_logs=debug, **shared
+        )
+    else:
+        if spark_master is not None:
+            raise InputError("--spark-master needs --engine spark")
+        summary = score_file(
+            Path(input_path),
+            Path(output) if output is not None else None,
+            resume=resume,
+            progress=False if quiet else None,
+            **shared,
+        )
     logs.emit("summary", summary.line(), **summary.fields())
+
+
+def _score_on_spark(
+    input_uri: str, output_uri: str | None, *, resume: bool, **options: Any
+) -> ScoreSummary:
+    """``score_path``, after refusing what only the local engine does (a missing pyspark
+    is an input error with the install hint, raised by ``score_path``)."""
+    if resume:
+        raise InputError("--resume is for --engine local; Spark reruns failed tasks itself")
+    from emoji_batch.spark import score_path
+
+    return score_path(input_uri, output_uri, **options)
