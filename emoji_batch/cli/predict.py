@@ -42,7 +42,7 @@ def render(prediction: TweetPrediction) -> str:
     lines = [prediction.text_with_emoji or prediction.text or ""]
     for emoji, probability in prediction.top:
         pad = " " * (2 - min(2, _cells(emoji)))
-        lines.append(f"  {emoji}{pad} {probability:6.1%}  {bar(probability)}")
+        lines.append(f"  {emoji}{pad} {probability:6.1%}  {bar(probability)}".rstrip())
     return "\n".join(lines)
 
 
