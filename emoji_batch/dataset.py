@@ -1,5 +1,6 @@
 """Labelled data for training and evaluation: texts plus integer label ids."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from emoji_batch.labels import Label
 
 @dataclass
 class Labelled:
-    path: Path
+    source: str  # the file name(s), for messages
     texts: list[str | None]
     labels: np.ndarray
 
@@ -38,7 +39,23 @@ def read_labelled(
             f"{path}: label column {label_col!r} must hold integer ids ({exc})"
         ) from exc
     texts = df[text_col].cast(pl.String, strict=False).to_list()
-    return Labelled(path, texts, labels)
+    return Labelled(str(path), texts, labels)
+
+
+def read_labelled_files(
+    paths: Sequence[Path], text_column: str = "text", label_column: str = "label"
+) -> tuple[Labelled, list[int]]:
+    """Several labelled files read with the same column rules and concatenated in order,
+    and each file's row count (for its fingerprint)."""
+    if not paths:
+        raise InputError("no training data given")
+    parts = [read_labelled(path, text_column, label_column) for path in paths]
+    data = Labelled(
+        " + ".join(part.source for part in parts),
+        [text for part in parts for text in part.texts],
+        np.concatenate([part.labels for part in parts]),
+    )
+    return data, [len(part) for part in parts]
 
 
 def check_labels(data: Labelled, labels: list[Label]) -> None:
@@ -46,7 +63,7 @@ def check_labels(data: Labelled, labels: list[Label]) -> None:
     bad = data.labels[~np.isin(data.labels, known)]
     if bad.size:
         raise InputError(
-            f"{data.path}: label ids must be among {known}; found {sorted(set(bad.tolist()))[:5]}"
+            f"{data.source}: label ids must be among {known}; found {sorted(set(bad.tolist()))[:5]}"
         )
 
 
@@ -58,7 +75,7 @@ def label_indices(data: Labelled, labels: list[Label]) -> np.ndarray:
 
 
 def select(data: Labelled, rows: np.ndarray) -> Labelled:
-    return Labelled(data.path, [data.texts[i] for i in rows], data.labels[rows])
+    return Labelled(data.source, [data.texts[i] for i in rows], data.labels[rows])
 
 
 def keep_labels(data: Labelled, ids: list[int]) -> Labelled:

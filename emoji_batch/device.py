@@ -40,6 +40,26 @@ def tensorflow() -> ModuleType:
     return tf
 
 
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags Linux reports (empty elsewhere): which reduced precisions
+    run natively here rather than emulated."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether the CPU does bfloat16 arithmetic in hardware (AVX-512 BF16 or AMX); without
+    it oneDNN emulates bf16, slower than fp32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def _no_gpu_possible() -> bool:
     """Whether this machine surely has no GPU TensorFlow could use: no NVIDIA (or WSL)
     device nodes, or CUDA told to see none. Then ``auto`` needs no 4-second TensorFlow

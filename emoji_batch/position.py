@@ -414,7 +414,7 @@ def _scores(model: PositionModel, data: Marked) -> dict[str, float]:
 
 
 def fit_position_model(
-    train_path: Path,
+    train_paths: Sequence[Path],
     val_path: Path | None = None,
     *,
     text_column: str = "text",
@@ -423,15 +423,22 @@ def fit_position_model(
     holdout_fraction: float = 0.2,
     seed: int = 13,
 ) -> tuple[PositionModel, dict[str, Any]]:
-    """Fit on the marked tweets of ``train_path`` outside a fixed held-out share, and
-    score the model and the rules on that share and on ``val_path``'s marked tweets.
+    """Fit on the marked tweets of ``train_paths`` (concatenated) outside a fixed held-out
+    share, and score the model and the rules on that share and on ``val_path``'s marked
+    tweets.
 
     The returned model is the one trained without the held-out share, so its held-out
     accuracy is an honest estimate.
     """
     if not 0 < holdout_fraction < 1:
         raise InputError(f"holdout fraction must lie in (0, 1), got {holdout_fraction}")
-    marked, rows = read_marked(train_path, text_column)
+    if not train_paths:
+        raise InputError("no training data given")
+    parts = [read_marked(path, text_column) for path in train_paths]
+    marked = Marked(
+        [t for part, _ in parts for t in part.texts], [g for part, _ in parts for g in part.gaps]
+    )
+    names = " + ".join(path.name for path in train_paths)
     held = [in_holdout(t, holdout_fraction, seed) for t in marked.texts]
     train = Marked(
         [t for t, h in zip(marked.texts, held, strict=True) if not h],
@@ -442,7 +449,7 @@ def fit_position_model(
         [g for g, h in zip(marked.gaps, held, strict=True) if h],
     )
     if not train.texts or not holdout.texts:
-        raise InputError(f"{train_path}: too few marked tweets to fit and hold out")
+        raise InputError(f"{names}: too few marked tweets to fit and hold out")
     model = _fit(train, c, min_count, seed)
     metrics: dict[str, Any] = {
         "accuracy_meaning": "% of marked tweets whose predicted gap is one of their marked gaps",
@@ -469,13 +476,16 @@ def fit_position_model(
             "decision": "argmax of the gap scores per tweet",
         },
         "trained_on": (
-            f"the {len(train)} marked tweets of {train_path.name} outside the held-out "
+            f"the {len(train)} marked tweets of {names} outside the held-out "
             f"{holdout_fraction:.0%} (split by sha256 of seed and unmarked text); "
             "not refit on the held-out share, so its accuracy is honest"
         ),
         "cleaning": CLEANING_NOTE,
         "metrics": metrics,
-        "training_data": _fingerprint(train_path, rows, len(marked)),
+        "training_data": [
+            _fingerprint(path, rows, len(part))
+            for path, (part, rows) in zip(train_paths, parts, strict=True)
+        ],
         "validation_data": (
             _fingerprint(val_path, val_rows, metrics["val"]["n"]) if val_path is not None else None
         ),

@@ -16,6 +16,7 @@ import numpy as np
 
 from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
 from emoji_batch.cleaning import clean_texts
+from emoji_batch.device import native_bf16
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import file_digest
 from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtime
@@ -32,8 +33,8 @@ PrecisionChoice = Literal["auto", "fp32", "int8", "bf16"]
 Precision = Literal["fp32", "int8", "bf16"]
 REDUCED: tuple[Precision, ...] = ("int8", "bf16")
 PRECISION_HELP = (
-    "auto: the fastest precision the bundle's check accepted (see `quantize`) on the CPU, "
-    "else fp32; or fp32, int8, bf16."
+    "auto: the fastest precision the bundle's check accepted (see `quantize`) on the CPU "
+    "(bf16 only where the CPU has AVX-512 BF16 or AMX), else fp32; or fp32, int8, bf16."
 )
 
 
@@ -52,10 +53,14 @@ def resolve_precision(choice: PrecisionChoice, bundle: Bundle, device: str) -> P
             )
         return choice  # type: ignore[return-value]
     if choice == "auto" and on_cpu:
+        # The recorded speeds are those of the CPU that ran `quantize`; bf16 is only fast
+        # where this CPU does it in hardware.
         faster = [
             (check["tweets_per_second"], name)
             for name, check in checked.items()
-            if name in REDUCED and check["tweets_per_second"] > check["fp32_tweets_per_second"]
+            if name in REDUCED
+            and check["tweets_per_second"] > check["fp32_tweets_per_second"]
+            and (name != "bf16" or native_bf16())
         ]
         if faster:
             return max(faster)[1]

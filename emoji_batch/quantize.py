@@ -252,14 +252,17 @@ def compare_precision(
     reference: Fp32Reference,
     batch_size: int | None = None,
     int8_model: bytes | None = None,
+    margin: float | None = None,
 ) -> QuantizeReport:
-    """Score the check data in ``precision``, fit the fallback margin, compare with fp32."""
+    """Score the check data in ``precision`` and compare with fp32, with the fallback
+    ``margin`` given (a recorded one) or else fitted for ``TARGET_AGREEMENT``."""
     seqs, exact = reference.encoded, reference.probs
     reduced = Predictor(bundle, batch_size=batch_size, precision=precision, int8_model=int8_model)
     reduced.fallback_margin = 0.0
     reduced.predict_encoded(seqs)  # the first calls set up kernels for every width
     rough = reduced.predict_encoded(seqs)
-    margin = fallback_margin(exact, rough, TARGET_AGREEMENT)
+    if margin is None:
+        margin = fallback_margin(exact, rough, TARGET_AGREEMENT)
     reduced.fallback_margin = margin
     started = time.perf_counter()
     mixed = reduced.predict_encoded(seqs)
@@ -335,3 +338,28 @@ def quantize_bundle(
     if not reports:
         raise QuantizationRejected("; ".join(refusals))
     return reports
+
+
+def recheck_precisions(
+    directory: Path,
+    data: Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    batch_size: int | None = None,
+) -> list[QuantizeReport]:
+    """Re-run each recorded precision's acceptance check on this machine, with the
+    recorded fallback margin (what ``score`` uses), writing nothing.
+
+    bf16 and int8 arithmetic differ by CPU (AVX-512 BF16/AMX or emulation, VNNI or AVX2),
+    so the decimals a bundle recorded on one CPU are not reproducible on another; the
+    rule (agreement, macro-F1 change, fallback share) is, and that is what this checks.
+    """
+    bundle = load_bundle(directory)
+    reference = fp32_reference(bundle, data, text_column, label_column, batch_size)
+    return [
+        compare_precision(
+            bundle, precision, reference, batch_size, margin=float(check["fallback_margin"])
+        )
+        for precision, check in (bundle.manifest.precisions or {}).items()
+    ]

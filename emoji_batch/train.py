@@ -43,6 +43,7 @@ from emoji_batch.dataset import (
     label_indices,
     most_frequent,
     read_labelled,
+    read_labelled_files,
     select,
 )
 from emoji_batch.device import tensorflow
@@ -66,7 +67,8 @@ class TrainConfig:
     """Everything that decides a training run; stored in the bundle's manifest."""
 
     architecture: str
-    data: Path
+    # Training files, read with the same column rules and concatenated in this order.
+    data: list[Path]
     output: Path
     embeddings: Path | None = None
     val: Path | None = None
@@ -310,8 +312,8 @@ def _fingerprint(config: TrainConfig) -> dict[str, Any]:
     options = {
         k: str(v) for k, v in asdict(config).items() if k not in ("command", "force", "resume")
     }
-    data = [file_digest(p) for p in (config.data, config.val, config.mapping) if p is not None]
-    return {"options": options, "data": data}
+    paths = [*config.data, config.val, config.mapping]
+    return {"options": options, "data": [file_digest(p) for p in paths if p is not None]}
 
 
 def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
@@ -420,7 +422,7 @@ def train(config: TrainConfig) -> TrainResult:
     arch = get_architecture(config.architecture)
     check_new_bundle_dir(config.output, config.force)
 
-    data = read_labelled(config.data, config.text_column, config.label_column)
+    data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
     labels = all_labels = _labels_for(config, data)
     check_labels(data, labels)
     if config.labels != "all":
@@ -531,7 +533,10 @@ def train(config: TrainConfig) -> TrainResult:
                 for k, v in asdict(config).items()
                 if k not in ("command", "force", "resume")
             },
-            "data": file_fingerprint(config.data, len(data)),
+            "data": [
+                file_fingerprint(path, rows)
+                for path, rows in zip(config.data, file_rows, strict=True)
+            ],
             "val": file_fingerprint(config.val, len(val_set)) if config.val else None,
             "split": {"train": len(train_set), "validation": len(val_set)},
             "epochs": len(history),
@@ -549,7 +554,8 @@ def train(config: TrainConfig) -> TrainResult:
     }
     # Exactly what the Predictor does with the stored calibration, without rerunning the model.
     probs = adjust_to_prior(raw, manifest.calibration["label_prior"], power)
-    dataset_name = config.val.name if config.val else f"{config.data.name} (held-out split)"
+    names = " + ".join(path.name for path in config.data)
+    dataset_name = config.val.name if config.val else f"{names} (held-out split)"
     report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
     manifest.metrics = report.summary()
     save_bundle(config.output, manifest, model, encoder, config.weights_dtype)

@@ -50,8 +50,9 @@ def test_manifest_is_complete(tiny_bundle: Path) -> None:
     ):
         assert key in data, key
     assert data["labels"][1] == {"id": 1, "emoji": "🎄", "name": "christmas_tree"}
-    assert data["training"]["data"]["rows"] == 240
-    assert len(data["training"]["data"]["sha256"]) == 64
+    (train_file,) = data["training"]["data"]
+    assert train_file["path"] == "Train.csv" and train_file["rows"] == 240
+    assert len(train_file["sha256"]) == 64
     assert data["training"]["command"].startswith("emoji-batch train glove_bilstm")
     assert 0 <= data["metrics"]["macro_f1"] <= 100
     assert not list(tiny_bundle.rglob("*.pkl")) and not list(tiny_bundle.rglob("*.pickle"))

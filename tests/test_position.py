@@ -128,7 +128,7 @@ def marked_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def fitted(marked_files: dict[str, Path]) -> tuple[PositionModel, dict]:
-    return fit_position_model(marked_files["train"], marked_files["val"], text_column="TEXT")
+    return fit_position_model([marked_files["train"]], marked_files["val"], text_column="TEXT")
 
 
 def test_fit_learns_the_pattern_the_rules_miss(fitted: tuple[PositionModel, dict]) -> None:
@@ -145,7 +145,7 @@ def test_fit_is_deterministic(
 ) -> None:
     unmarked = tmp_path / "unmarked.csv"
     unmarked.write_text("TEXT\nno markers\nnone here either\n", encoding="utf-8")
-    again, metrics = fit_position_model(marked_files["train"], unmarked, text_column="TEXT")
+    again, metrics = fit_position_model([marked_files["train"]], unmarked, text_column="TEXT")
     assert again.weights == fitted[0].weights
     assert metrics["val"] == {"n": 0}
 
@@ -162,7 +162,24 @@ def test_save_load_round_trip(fitted: tuple[PositionModel, dict], tmp_path: Path
     ]
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["kind"] == KIND and manifest["format_version"] == 1
-    assert manifest["training_data"]["sha256"] and "heldout" in manifest["metrics"]
+    (data,) = manifest["training_data"]
+    assert data["path"] == "Train.csv" and data["rows"] == 600 and len(data["sha256"]) == 64
+    assert "heldout" in manifest["metrics"]
+
+
+def test_fit_on_several_files_is_fit_on_their_concatenation(
+    marked_files: dict[str, Path], tmp_path: Path
+) -> None:
+    lines = marked_files["train"].read_text(encoding="utf-8").splitlines(keepends=True)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("".join(lines[:251]), encoding="utf-8")
+    second.write_text(lines[0] + "".join(lines[251:]), encoding="utf-8")
+    whole, metrics = fit_position_model([marked_files["train"]], text_column="TEXT")
+    split, split_metrics = fit_position_model([first, second], text_column="TEXT")
+    assert split.weights == whole.weights and split_metrics == metrics
+    data = split.manifest["training_data"]
+    assert [(d["path"], d["rows"]) for d in data] == [("first.csv", 250), ("second.csv", 350)]
+    assert sum(d["marked_tweets"] for d in data) == metrics["train"]["n"] + metrics["heldout"]["n"]
 
 
 def test_load_refuses_other_bundles(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
-from emoji_batch import quantize
+from emoji_batch import predict, quantize
 from emoji_batch.bundle import load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
@@ -160,11 +160,14 @@ def test_fallback_margin_reaches_the_target() -> None:
 
 
 def test_quantize_cli_records_checked_precisions(
-    fresh_bundle: Path, check_data: Path, monkeypatch
+    fresh_bundle: Path, check_data: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
-    args = ["quantize", fresh_bundle, "--data", check_data]
-    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
+    args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
+    args += ["--label-column", "Label"]
+    assert run_cli([*args, "--check"]) == 2  # nothing recorded to re-check yet
+    assert "records no reduced precision" in capsys.readouterr().err
+    assert run_cli(args) == 0
     manifest = json.loads((fresh_bundle / "manifest.json").read_text())
     assert "int8" in manifest["precisions"]
     assert manifest["files"]["int8"] == quantize.INT8_FILE
@@ -174,6 +177,18 @@ def test_quantize_cli_records_checked_precisions(
         assert check["rows"] == 2000 and check["top1_agreement"] >= quantize.MIN_AGREEMENT
         assert abs(check["macro_f1"] - check["fp32_macro_f1"]) <= quantize.MAX_F1_CHANGE
         assert check["fallback_share"] <= quantize.MAX_FALLBACK_SHARE
+
+    # --check re-runs the rule with the recorded margins on this CPU and writes nothing.
+    recorded = (fresh_bundle / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert run_cli([*args, "--check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(manifest["precisions"])
+    assert all(line.endswith(": passes") for line in lines)
+    monkeypatch.setattr(quantize, "MIN_AGREEMENT", 1.01)  # no copy can agree this well
+    assert run_cli([*args, "--check"]) == 1
+    assert "fails its check on this CPU" in capsys.readouterr().err
+    assert (fresh_bundle / "manifest.json").read_bytes() == recorded
 
 
 def test_bf16_is_close_and_falls_back_exactly(bert_bundle: Path) -> None:
@@ -186,7 +201,10 @@ def test_bf16_is_close_and_falls_back_exactly(bert_bundle: Path) -> None:
     np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-6)
 
 
-def test_auto_takes_the_fastest_checked_precision(bert_bundle: Path) -> None:
+def test_auto_takes_the_fastest_checked_precision(
+    bert_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predict, "native_bf16", lambda: True)
     bundle = load_bundle(bert_bundle)
     assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"  # nothing checked
     with pytest.raises(InputError, match="no checked bf16"):
@@ -203,6 +221,21 @@ def test_auto_takes_the_fastest_checked_precision(bert_bundle: Path) -> None:
         resolve_precision("int8", bundle, "/GPU:0")
     bundle.manifest.precisions["int8"]["tweets_per_second"] = 90.0  # slower than fp32
     assert resolve_precision("auto", bundle, "/CPU:0") == "bf16"
+    # Recorded speeds are the quantizing CPU's: where bf16 would be emulated, auto skips it.
+    monkeypatch.setattr(predict, "native_bf16", lambda: False)
+    assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"
+    assert resolve_precision("bf16", bundle, "/CPU:0") == "bf16"  # asked for: still allowed
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoji_batch import device
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert not device.native_bf16()
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    assert device.native_bf16()
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    assert device.native_bf16()
 
 
 def test_score_precision_option(

@@ -10,24 +10,30 @@ from pathlib import Path
 import pytest
 
 from emoji_batch.bundle import resolve_model
+from emoji_batch.quantize import recheck_precisions
 from emoji_batch.scoring import evaluate_file
 
 DATA = Path(__file__).parent.parent.parent / "shared" / "data" / "tweeteval-emoji"
 
 
 def test_default_model_reproduces_its_recorded_val_metrics() -> None:
-    manifest = json.loads((resolve_model(None, None) / "manifest.json").read_text())
+    """fp32 to the recorded decimals; each reduced precision by re-running its recorded
+    acceptance rule on this CPU (bf16/int8 decimals differ between CPUs)."""
+    directory = resolve_model(None, None)
+    manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["metrics"]["dataset"] == "Val.csv"
     report = evaluate_file(DATA / "Val.csv", model=None, precision="fp32", device="cpu")
     assert report.rows == 5000
     assert round(100 * report.macro_f1, 2) == manifest["metrics"]["macro_f1"]
     assert round(100 * report.accuracy, 2) == manifest["metrics"]["accuracy"]
     assert manifest["precisions"], "the default ships with a checked reduced precision"
-    for precision, check in manifest["precisions"].items():
-        assert check["dataset"] == "Val.csv"
-        reduced = evaluate_file(DATA / "Val.csv", model=None, precision=precision, device="cpu")
-        assert round(100 * reduced.macro_f1, 2) == check["macro_f1"]
-        assert abs(check["macro_f1"] - check["fp32_macro_f1"]) <= 0.3
+    assert all(check["dataset"] == "Val.csv" for check in manifest["precisions"].values())
+    checks = recheck_precisions(directory, DATA / "Val.csv", text_column="TEXT")
+    assert sorted(c.precision for c in checks) == sorted(manifest["precisions"])
+    for check in checks:
+        assert check.rows == 5000
+        assert check.fp32_macro_f1 == manifest["metrics"]["macro_f1"]
+        assert check.accepted, check.line()
 
 
 @pytest.mark.slow

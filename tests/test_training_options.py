@@ -9,9 +9,11 @@ import pytest
 
 from emoji_batch.bundle import load_bundle
 from emoji_batch.checkpoints import TrainingCheckpoints
+from emoji_batch.dataset import read_labelled, read_labelled_files
+from emoji_batch.fileio import file_digest
 from emoji_batch.predict import Predictor
 from emoji_batch.train import WarmupLinearDecay, _loss
-from tests.conftest import run_cli, train_args
+from tests.conftest import make_rows, run_cli, train_args, write_labelled
 
 TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
 
@@ -126,3 +128,46 @@ def test_killed_run_resumes_from_its_last_epoch(
     assert not scratch.exists()
     probs = Predictor(load_bundle(out)).predict_proba(TEXTS)
     assert np.isfinite(probs).all()
+
+
+def test_several_data_files_are_read_as_their_concatenation(tmp_path: Path) -> None:
+    rows = make_rows(50, 31)
+    first = write_labelled(tmp_path / "first.csv", rows[:20])
+    second = write_labelled(tmp_path / "second.csv", rows[20:])
+    whole = read_labelled(write_labelled(tmp_path / "whole.csv", rows))
+    data, sizes = read_labelled_files([first, second])
+    assert sizes == [20, 30]
+    assert data.texts == whole.texts and data.labels.tolist() == whole.labels.tolist()
+
+
+def test_train_on_two_files_fingerprints_both_and_resume_refuses_a_changed_one(
+    tiny_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    first = write_labelled(tmp_path / "first.csv", make_rows(150, 32))
+    second = write_labelled(tmp_path / "second.csv", make_rows(90, 33))
+    out = tmp_path / "ngram"
+    args = ["train", "ngram_linear", "--data", first, "--data", second]
+    args += ["--val", tiny_data["val"], "--mapping", tiny_data["mapping"], "--output", out]
+    args += ["--max-epochs", 3, "--patience", 5, "--batch-size", 32]
+    save = TrainingCheckpoints.save
+
+    def save_then_die(self: TrainingCheckpoints, *a: object, **k: object) -> None:
+        save(self, *a, **k)
+        raise KeyboardInterrupt  # killed after the first epoch's checkpoint
+
+    monkeypatch.setattr(TrainingCheckpoints, "save", save_then_die)
+    assert run_cli(args) == 130
+    monkeypatch.setattr(TrainingCheckpoints, "save", save)
+    original = second.read_bytes()
+    second.write_bytes(original + b"999,love you mom,0\n")
+    capsys.readouterr()
+    assert run_cli([*args, "--resume"]) == 2
+    assert "data changed" in capsys.readouterr().err
+    second.write_bytes(original)
+    assert run_cli([*args, "--resume"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["data"] == [
+        {"path": "first.csv", "rows": 150, "sha256": file_digest(first)},
+        {"path": "second.csv", "rows": 90, "sha256": file_digest(second)},
+    ]
+    assert manifest["training"]["split"]["train"] == 240

@@ -9,7 +9,12 @@ from emoji_batch.bundle import resolve_model
 from emoji_batch.cli._options import LabelColumnOption, ModelsDirOption, TextColumnOption
 from emoji_batch.errors import InputError
 from emoji_batch.predict import BATCH_HELP, REDUCED
-from emoji_batch.quantize import quantize_bundle
+from emoji_batch.quantize import (
+    MAX_F1_CHANGE,
+    QuantizationRejected,
+    quantize_bundle,
+    recheck_precisions,
+)
 
 
 def quantize_cli(
@@ -30,6 +35,13 @@ def quantize_cli(
             metavar="<int8|bf16>", help="Check only this one (repeatable) [default: both]."
         ),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Re-run the recorded precisions' check on this CPU; write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Check int8 and bf16 against fp32 on DATA and record those that pass in the bundle.
 
@@ -39,12 +51,37 @@ def quantize_cli(
     agreement is under 99%, macro-F1 moves by more than 0.3 points, or over a quarter
     of rows would fall back; exit 1 if none passes. `score --precision auto` then takes
     the fastest recorded one on the CPU.
+
+    --check re-runs that rule for the recorded precisions with their recorded margins on
+    this machine (reduced-precision decimals differ by CPU); exit 1 if one fails.
     """
+    directory = resolve_model(model, models_dir)
+    if check:
+        if precision:
+            raise InputError("--check re-checks every recorded precision; drop --precision")
+        checked = recheck_precisions(
+            directory,
+            data,
+            text_column=text_column,
+            label_column=label_column,
+            batch_size=batch_size,
+        )
+        if not checked:
+            raise InputError(f"{directory} records no reduced precision to check")
+        for report in checked:
+            typer.echo(f"{report.line()}: {'passes' if report.accepted else 'FAILS'}")
+        failed = [r.precision for r in checked if not r.accepted]
+        if failed:
+            raise QuantizationRejected(
+                f"{', '.join(failed)} fails its check on this CPU (agreement, macro-F1 within "
+                f"{MAX_F1_CHANGE}, fallback share); run it in fp32 or quantize it again here"
+            )
+        return
     for name in precision or []:
         if name not in REDUCED:
             raise InputError(f"--precision {name!r}: choose from {', '.join(REDUCED)}")
     reports = quantize_bundle(
-        resolve_model(model, models_dir),
+        directory,
         data,
         precisions=tuple(precision or REDUCED),  # type: ignore[arg-type]
         text_column=text_column,

@@ -28,7 +28,7 @@ POSITION_OPTIONS = {"architecture", "data", "output", "val", "text_column", "see
 
 def _train_position(
     ctx: typer.Context,
-    data: Path,
+    data: list[Path],
     output: Path,
     val: Path | None,
     text_column: str,
@@ -64,7 +64,10 @@ def train_cli(
     architecture: Annotated[
         str, typer.Argument(metavar="ARCHITECTURE", help="Architecture name, e.g. glove_bilstm.")
     ],
-    data: Annotated[Path, typer.Option(help="Labelled training CSV/Parquet.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(help="Labelled training CSV/Parquet; repeat to concatenate several files."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Bundle directory to write.")],
     val: Annotated[
         Path | None, typer.Option(help="Validation file (else a held-out split).")
