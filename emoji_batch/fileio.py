@@ -10,10 +10,12 @@ Outputs go to a temporary file beside the target and are renamed into place only
 a complete, fsynced write.
 """
 
+import atexit
 import contextlib
 import csv
 import datetime
 import decimal
+import gc
 import hashlib
 import io
 import itertools
@@ -24,9 +26,11 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -64,6 +68,75 @@ _INT64 = range(-(2**63), 2**63)
 _COMPACT = (",", ":")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+T = TypeVar("T")
+
+
+# --- Python objects lent to Arrow's threads ------------------------------------------
+#
+# Arrow's CSV reader reads ahead in its own C++ threads, which hold the Python file it
+# reads, the blocks read from it and the ragged-row handler, and may go on doing so for
+# a while after an error. The thread that lets go of the last reference to one needs the
+# GIL for it; if the interpreter is shutting down by then, Python ends that thread inside
+# C++ code and the process aborts ("terminate called without an active exception", exit
+# 134) after an error that should have exited 2. So every such object is lent through
+# ``_lend``, and ``wait_for_arrow`` (called by the CLI before it exits, and at exit for
+# library users, before shutdown begins) waits until Arrow has let go of them all.
+_lent_cond = threading.Condition(threading.RLock())  # reentrant: gc may run a finalizer
+_lent = 0
+ARROW_RELEASE_SECONDS = 10.0
+
+
+def _returned() -> None:
+    global _lent
+    with _lent_cond:
+        _lent -= 1
+        _lent_cond.notify_all()
+
+
+def _lend(obj: T) -> T:
+    """``obj``, counted as held by Arrow until it is garbage."""
+    global _lent
+    with _lent_cond:
+        _lent += 1
+    weakref.finalize(obj, _returned).atexit = False  # called when obj dies, never at exit
+    return obj
+
+
+def wait_for_arrow(timeout: float = ARROW_RELEASE_SECONDS) -> bool:
+    """Wait until Arrow's threads hold no Python object lent to them (after a collection,
+    for objects that only a reference cycle kept); False if ``timeout`` passed first."""
+    with _lent_cond:
+        if not _lent:
+            return True
+    gc.collect()
+    with _lent_cond:
+        return _lent_cond.wait_for(lambda: not _lent, timeout)
+
+
+atexit.register(wait_for_arrow)
+
+
+class _ArrowSource:
+    """``stream`` for Arrow's reader threads, lent with every block it reads (as a NumPy
+    array: bytes cannot be weakly referenced), so ``wait_for_arrow`` knows when Arrow is
+    done with all of them."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> np.ndarray:
+        return _lend(np.frombuffer(self._stream.read(size), dtype=np.uint8))
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _lent_stream(stream: BinaryIO) -> pa.PythonFile:
+    return pa.PythonFile(_lend(_ArrowSource(stream)), mode="r")
 
 
 def is_stdio(path: Path) -> bool:
@@ -266,19 +339,22 @@ class ChunkReader:
             raise InputError("--chunk-rows must be at least 1")
         self.path, self.fmt, self.chunk_rows = path, fmt, chunk_rows
         self.total_rows: int | None = None
-        self._ragged: pacsv.InvalidRow | None = None
+        self._ragged: list[pacsv.InvalidRow] = []  # filled by Arrow's threads
+        self._csv: pacsv.CSVStreamingReader | None = None
         stdin = is_stdio(path)
         if stdin and fmt == "parquet":
             raise InputError("stdin input must be csv or jsonl (--input-format)")
         if not stdin:
             _check_input(path)
-        self._stream: BinaryIO = (
+        self._stream: BinaryIO | None = (
             os.fdopen(os.dup(0), "rb") if stdin else open(path, "rb")  # noqa: SIM115
         )
         where = self._where = "stdin" if stdin else str(path)
         try:
             if fmt == "parquet":
-                self._parquet = pq.ParquetFile(self._stream)
+                # Arrow reads it in its own threads, natively: nothing there needs the GIL.
+                self._stream.close()
+                self._parquet: pq.ParquetFile | None = pq.ParquetFile(pa.OSFile(str(path)))
                 self.schema: pa.Schema = self._parquet.schema_arrow
                 self.total_rows = self._parquet.metadata.num_rows
             elif fmt == "csv":
@@ -288,12 +364,12 @@ class ChunkReader:
                 # read it as a null row (a quoted "" stays an empty string), never skip it.
                 one_column = len(names) == 1
                 self._csv = pacsv.open_csv(
-                    self._stream,
+                    _lent_stream(self._stream),
                     read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, column_names=names),
                     parse_options=pacsv.ParseOptions(
                         newlines_in_values=True,
                         ignore_empty_lines=not one_column,
-                        invalid_row_handler=self._ragged_row,
+                        invalid_row_handler=_lend(_RaggedRows(self._ragged)),
                     ),
                     convert_options=pacsv.ConvertOptions(
                         column_types=dict.fromkeys(names, pa.binary()),
@@ -328,14 +404,10 @@ class ChunkReader:
             self.close()
             raise InputError(f"cannot read {where} as {fmt}: {exc}") from exc
 
-    def _ragged_row(self, row: pacsv.InvalidRow) -> str:
-        self._ragged = row
-        return "error"
-
     def _csv_error(self, exc: pa.ArrowInvalid) -> InputError:
-        row = self._ragged
-        if row is None:
+        if not self._ragged:
             return InputError(f"cannot read {self._where} as csv: {exc}")
+        row = self._ragged[0]
         where = self._where
         if not is_stdio(self.path):  # a file can be read again to find the line
             line = _locate_ragged(self.path, row.expected_columns)
@@ -377,8 +449,25 @@ class ChunkReader:
             self.close()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stream.close()
+        """Close the input and drop every reference to what Arrow reads: its threads
+        then fail fast on a read and let go of it too (see ``wait_for_arrow``)."""
+        self._csv = self._parquet = None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class _RaggedRows:
+    """Arrow's invalid-row handler: keeps the rows (the first names the error) and
+    refuses them. Not a bound method of the reader, so that Arrow holds only this."""
+
+    def __init__(self, rows: list[pacsv.InvalidRow]) -> None:
+        self.rows = rows
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        self.rows.append(row)
+        return "error"
 
 
 def _json_default(value: object) -> str:

@@ -412,10 +412,17 @@ def score_file(
 
         tally = _Tally()
         resumed = 0
-        try:
+        # Every generator is closed on the way out, whatever the error, so the prefetch
+        # worker is stopped and joined here, not when (or if) the garbage goes.
+        with contextlib.ExitStack() as generators:
+            generators.callback(bar.close)
+
+            def run(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
+                return generators.enter_context(contextlib.closing(scored(chunks)))
+
             if to_stdout:
                 with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
-                    _write_all(out, out_fmt, schema, scored(reader), tally)
+                    _write_all(out, out_fmt, schema, run(reader), tally)
             else:
                 with output_lock(output_path):
                     if resume:
@@ -437,6 +444,7 @@ def score_file(
                         )
                         resumed = journal.start()
                         chunks = iter(reader)
+                        generators.enter_context(contextlib.closing(chunks))
                         if resumed:
                             logs.emit(
                                 "resume",
@@ -444,17 +452,15 @@ def score_file(
                                 chunks=resumed,
                             )
                             bar.update(sum(c.num_rows for c in itertools.islice(chunks, resumed)))
-                        for index, table in enumerate(scored(chunks), start=resumed):
+                        for index, table in enumerate(run(chunks), start=resumed):
                             journal.save(index, table)
                         tables: Iterable[pa.Table] = journal.parts()
                     else:
-                        tables = scored(reader)
+                        tables = run(reader)
                     with atomic_output(output_path, force) as tmp:
                         _write_all(tmp, out_fmt, schema, tables, tally)
                     if resume:
                         journal.remove()
-        finally:
-            bar.close()
     finally:
         reader.close()
     seconds = time.perf_counter() - started

@@ -23,6 +23,7 @@ from emoji_batch.errors import (
     EmojiBatchError,
     Stopped,
 )
+from emoji_batch.fileio import wait_for_arrow
 
 PROG = "emoji-batch"
 
@@ -113,4 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure("text")
     with _stoppable():
         code = _run()
+    # No thread of Arrow's may still hold a Python object when the interpreter shuts down
+    # (it would abort the process, exit 134): after an error, they may still be reading.
+    wait_for_arrow()
     sys.exit(code)
