@@ -127,16 +127,22 @@ def test_cli_writes_a_parquet_directory_equal_to_local(spark, tmp_path: Path, ca
 
 
 def test_cli_csv_to_csv(spark, tmp_path: Path) -> None:
+    """CSV is read and written as local ``score`` does (see test_spark_parity.py)."""
     inp = tmp_path / "in.csv"
     inp.write_text('id,text\n1,"i love you, mom"\n2,"lol ""quoted""\nnewline"\n3,   \n')
     out = tmp_path / "scored.csv"
     assert spark_cli(inp, "-o", out) == 0
     parts = sorted(out.glob("part-*.csv"))
-    assert (out / "_SUCCESS").is_file() and parts
+    assert (out / "_SUCCESS").is_file() and len(parts) == 1
+    assert run_cli(["score", inp, "-o", tmp_path / "local.csv"]) == 0
+    assert parts[0].read_bytes() == (tmp_path / "local.csv").read_bytes()
     lines = parts[0].read_text().splitlines()
-    assert lines[0] == "id,text,emoji_1,emoji_2,emoji_3,prob_1,prob_2,prob_3,score_error"
+    assert (
+        lines[0].replace('"', "")
+        == "id,text,emoji_1,emoji_2,emoji_3,prob_1,prob_2,prob_3,score_error"
+    )
     assert '"lol ""quoted""' in lines[2]
-    assert lines[-1].endswith("empty text")
+    assert lines[-1].endswith('"empty text"')
 
 
 def test_cli_refuses_existing_output_without_force(spark, tmp_path: Path, capsys) -> None:
