@@ -250,6 +250,16 @@ class PositionModel:
         """The gap for each text; 0 for one without tokens."""
         return [int(np.argmax(self.gap_scores(text))) for text in texts]
 
+    def fingerprint(self) -> str:
+        """Hash of everything its placements depend on (for ``--resume`` journals): the
+        weights, the intercept and the features they score."""
+        content = {
+            "features_version": FEATURES_VERSION,
+            "intercept": self.intercept,
+            "weights": sorted(self.weights.items()),
+        }
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
     def save(self, directory: Path) -> None:
         """Write ``weights.json`` and then ``manifest.json`` (last: a bundle is whole or
         absent)."""

@@ -43,7 +43,7 @@ from emoji_batch.fileio import (
     is_text_type,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
-from emoji_batch.position import insert_emoji, load_position_model
+from emoji_batch.position import PositionModel, insert_emoji, load_position_model
 from emoji_batch.predict import PrecisionChoice, top_k
 from emoji_batch.resume import Journal, input_fingerprint
 
@@ -431,6 +431,7 @@ def score_file(
                             _run_fingerprint(
                                 input_path,
                                 predictor,
+                                placer,
                                 {
                                     "text_column": text_col,
                                     "top_k": k,
@@ -477,14 +478,21 @@ def score_file(
 
 
 def _run_fingerprint(
-    input_path: Path, predictor: AnyPredictor, options: dict[str, object]
+    input_path: Path,
+    predictor: AnyPredictor,
+    placer: PositionModel | None,
+    options: dict[str, object],
 ) -> dict[str, object]:
-    """What a resumed run must share with the run it continues: input, model and options."""
-    return {
+    """What a resumed run must share with the run it continues: input, options and every
+    bundle the output depends on (the model; with --insert, the position model too)."""
+    fingerprint: dict[str, object] = {
         "input": {"path": str(input_path.resolve()), **input_fingerprint(input_path)},
         "model": predictor.fingerprint(),
         "options": options,
     }
+    if placer is not None:
+        fingerprint["position model"] = placer.fingerprint()
+    return fingerprint
 
 
 def evaluate_file(

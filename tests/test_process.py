@@ -444,3 +444,34 @@ def test_ragged_csv_exits_2_every_time(tmp_path: Path) -> None:
         )
         assert (run.returncode, error_lines(run.stderr)) == (2, expected)
     assert names(tmp_path) == ["r.csv"]
+
+
+def test_resume_refuses_a_changed_position_model(
+    cnn_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sigterm_guard: None,
+) -> None:
+    """--insert output depends on the position model too: a rerun with another one would
+    place the emoji of the resumed chunks differently from the rest."""
+    models = tmp_path / "models"
+    position = Path(
+        shutil.copytree(shipped_models_dir() / "emoji_position", models / "emoji_position")
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    inp = work / "in.csv"
+    shutil.copy(SAMPLE, inp)
+    args = [inp, "-o", work / "o.csv", "--model", cnn_bundle, "--models-dir", models]
+    args += ["--insert", "--resume", "--chunk-rows", 50, "--quiet"]
+    with monkeypatch.context() as patched:
+        _stop_after_second_chunk(patched)
+        assert score(args) == 143
+    capsys.readouterr()
+    weights = json.loads((position / "weights.json").read_text())
+    (position / "weights.json").write_text(json.dumps({**weights, "intercept": 1.0}))
+    assert score(args) == 2
+    (error,) = [line for line in error_lines(capsys.readouterr().err) if line.startswith("error:")]
+    assert "position model changed since the interrupted run" in error
+    assert names(work) == [".o.csv.resume", "in.csv"]
