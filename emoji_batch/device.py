@@ -54,6 +54,12 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+# The flags that decide how fast (and how exactly) bf16 and int8 run.
+REPORTED_CPU_FLAGS = frozenset(
+    {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8"}
+)
+
+
 def native_bf16() -> bool:
     """Whether the CPU does bfloat16 arithmetic in hardware (AVX-512 BF16 or AMX); without
     it oneDNN emulates bf16, slower than fp32."""

@@ -32,6 +32,7 @@ from emoji_batch.bundle import (
 )
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
+from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import atomic_output, file_digest
@@ -279,6 +280,7 @@ def fit_ensemble(
     text_column: str = "text",
     label_column: str = "label",
     seed: int = 13,
+    precision: PrecisionChoice = "auto",
     command: str = "",
     force: bool = False,
 ) -> EnsembleResult:
@@ -286,7 +288,9 @@ def fit_ensemble(
 
     The reported metrics are cross-fitted: the data is cut into two stratified halves,
     each half is scored with the mix fitted on the other, and macro-F1 is measured on the
-    whole file. The stored mix is then fitted on all of it.
+    whole file. The stored mix is then fitted on all of it. Each member predicts in the
+    precision ``precision`` resolves to on this CPU (``auto``: what ``score`` runs it
+    at), so the mix is fitted to, and the metrics are those of, what users run.
     """
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members")
@@ -304,9 +308,13 @@ def fit_ensemble(
     cleaned = clean_texts(inside.texts)
     probs = []
     member_f1: dict[str, float] = {}
+    device = "/CPU:0"
+    precisions = {b.name: resolve_precision(precision, b, device) for b in bundles}
     for bundle in bundles:
-        log.info("scoring %s with %s", data.name, bundle.name)
-        p = Predictor(bundle).predict_cleaned(cleaned)
+        log.info("scoring %s with %s (%s)", data.name, bundle.name, precisions[bundle.name])
+        p = Predictor(bundle, device=device, precision=precisions[bundle.name]).predict_cleaned(
+            cleaned
+        )
         probs.append(p)
         member_f1[bundle.name] = round(100 * macro_f1(y, p), 2)
     prior = _label_prior(bundles)
@@ -334,6 +342,7 @@ def fit_ensemble(
                 "sha256": member_digest(bundle),
                 "architecture": bundle.manifest.architecture,
                 "weight": w,
+                "precision": precisions[bundle.name],
                 "val_macro_f1_alone": member_f1[bundle.name],
             }
             for m, bundle, w in zip(members, bundles, mix.weights, strict=True)
@@ -346,8 +355,11 @@ def fit_ensemble(
             "protocol": (
                 f"mix fitted on one of {FOLDS} stratified halves of {data.name}, "
                 f"measured on the other, both ways (seed {seed}); the stored mix is "
-                "fitted on all rows"
+                "fitted on all rows; each member scored in its listed precision on the "
+                "CPU (what `score --precision auto` runs), so the metrics are those of what "
+                "users run; reduced-precision decimals differ slightly between CPUs"
             ),
+            "cpu_flags": sorted(cpu_flags() & REPORTED_CPU_FLAGS),
             "data": {"file": data.name, "rows": len(inside), "sha256": file_digest(data)},
             "fold_mixes": [
                 {"weights": list(m.weights), "mixing": m.mixing, "prior_power": m.prior_power}

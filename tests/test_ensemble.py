@@ -121,3 +121,27 @@ def test_macro_f1_matches_scikit_learn() -> None:
             y, probs.argmax(axis=1), average="macro", labels=np.arange(7), zero_division=0
         )
         assert macro_f1(y, probs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_members_are_fitted_in_the_precision_score_runs_them_at(
+    members: list[Path], tiny_data: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    from emoji_batch import predict
+
+    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    cnn = Path(shutil.copytree(members[0], tmp_path / "cnn"))
+    manifest = json.loads((cnn / "manifest.json").read_text())
+    check = {"precision": "bf16", "dataset": "Val.csv", "rows": 60, "fallback_margin": 0.0}
+    check |= {"fallback_share": 0.0, "top1_agreement": 1.0, "agreement_without_fallback": 1.0}
+    check |= {"fp32_macro_f1": 50.0, "macro_f1": 50.0}
+    check |= {"fp32_tweets_per_second": 100.0, "tweets_per_second": 200.0}
+    manifest["precisions"] = {"bf16": check}
+    (cnn / "manifest.json").write_text(json.dumps(manifest))
+    args = ["ensemble", cnn, members[1], "--data", tiny_data["val"]]
+    args += ["--text-column", "TEXT", "--label-column", "Label"]
+    for choice, expected in (("auto", ["bf16", "fp32"]), ("fp32", ["fp32", "fp32"])):
+        out = tmp_path / f"ens_{choice}"
+        assert run_cli([*args, "--output", out, "--precision", choice]) == 0
+        written = json.loads((out / "manifest.json").read_text())
+        assert [m["precision"] for m in written["members"]] == expected
+        assert "what users run" in written["evaluation"]["protocol"]

@@ -7,6 +7,7 @@ import typer
 
 from emoji_batch.bundle import resolve_model
 from emoji_batch.cli._options import LabelColumnOption, ModelsDirOption, TextColumnOption
+from emoji_batch.predict import PrecisionChoice
 
 
 def ensemble_cli(
@@ -24,6 +25,10 @@ def ensemble_cli(
     text_column: TextColumnOption = "text",
     label_column: LabelColumnOption = "label",
     seed: Annotated[int, typer.Option(help="Seed of the two-fold split.")] = 13,
+    precision: Annotated[
+        PrecisionChoice,
+        typer.Option(help="Each member's precision while fitting [default: what score runs]."),
+    ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
 ) -> None:
     """Fit how to mix the MEMBERs' probabilities on DATA and write an ensemble bundle.
@@ -44,6 +49,7 @@ def ensemble_cli(
         text_column=text_column,
         label_column=label_column,
         seed=seed,
+        precision=precision,
         command=invoked_command(),
         force=force,
     )
