@@ -8,6 +8,7 @@ runtime is a callable ``ids (batch, width) int32 -> probs``.
 """
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,10 @@ class Int8Runtime:
 
     Inputs named ``table:<weight name>`` get ``tables[<weight name>][ids]``: the float
     rows of an embedding table the flatbuffer does not carry.
+
+    An interpreter holds one set of tensors, so calls are serialized: one runtime may be
+    shared by threads (the demo page's sessions, Spark tasks, a prefetching scorer). The
+    interpreter runs its own threads inside ``invoke``.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Int8Runtime:
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self._lock = threading.Lock()
         with stderr_silenced():  # the XNNPACK delegate announces itself on stderr
             self._interpreter = Interpreter(
                 model_content=model_content, num_threads=num_threads or threads()
@@ -80,17 +86,18 @@ class Int8Runtime:
             self(np.ones((1, 8), dtype=np.int32))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape != self._shape:  # a handful of widths per chunk: batches are length-sorted
-            self._interpreter.resize_tensor_input(self._ids, batch.shape)
+        with self._lock:
+            if batch.shape != self._shape:  # a handful of widths per chunk: length-sorted
+                self._interpreter.resize_tensor_input(self._ids, batch.shape)
+                for index, table in self._tables:
+                    self._interpreter.resize_tensor_input(index, (*batch.shape, table.shape[1]))
+                self._interpreter.allocate_tensors()
+                self._shape = batch.shape
+            self._interpreter.set_tensor(self._ids, batch)
             for index, table in self._tables:
-                self._interpreter.resize_tensor_input(index, (*batch.shape, table.shape[1]))
-            self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._ids, batch)
-        for index, table in self._tables:
-            self._interpreter.set_tensor(index, table[batch])
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+                self._interpreter.set_tensor(index, table[batch])
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
 
 
 class NgramRuntime:

@@ -283,3 +283,40 @@ def test_malformed_precisions_record_is_refused(fresh_bundle: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="malformed precisions"):
         load_bundle(fresh_bundle)
+
+
+def test_int8_runtime_is_safe_to_share_between_threads() -> None:
+    """One int8 predictor serves every session of the demo page (and every Spark task of
+    an executor): calls from several threads at once, with batches of different shapes,
+    each get their own answer, not ``Cannot set tensor: Dimension mismatch``."""
+    import threading
+
+    from emoji_batch.runtimes import Int8Runtime
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input(shape=(None,), dtype="int32")
+    hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8)(ids))
+    model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(hidden))
+    runtime = Int8Runtime(quantize.convert_int8(model), num_threads=1)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(1, 50, size=(1 + i % 5, 3 + i % 7), dtype=np.int32) for i in range(40)]
+    expected = [runtime(batch) for batch in batches]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(offset: int) -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                for i in range(len(batches)):
+                    j = (i + offset) % len(batches)
+                    np.testing.assert_array_equal(runtime(batches[j]), expected[j])
+        except BaseException as exc:  # reported below, from the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(7 * n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
