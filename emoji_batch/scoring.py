@@ -60,6 +60,8 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 ERROR_COLUMN = "score_error"
+# score_error (and predict's error) of a text whose bytes were not UTF-8.
+INVALID_UTF8_REASON = "invalid UTF-8 in row"
 INSERT_COLUMN = "text_with_emoji"
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -144,7 +146,7 @@ def _row_texts(
         errors = [_not_text(v, column.type) for v in column.to_pylist()]
     if invalid_utf8 is not None:
         for i in np.flatnonzero(invalid_utf8):
-            errors[i] = "invalid UTF-8 in row"
+            errors[i] = INVALID_UTF8_REASON
     return texts, errors
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from emoji_batch.fileio import INVALID_UTF8
 from emoji_batch.loading import AnyPredictor
 from emoji_batch.position import insert_emoji
 from emoji_batch.predict import top_k
@@ -41,13 +42,22 @@ class TweetPrediction:
 
 
 def predict_tweets(
-    texts: Sequence[str | None], predictor: AnyPredictor, placer: Placer | None, k: int = 5
+    texts: Sequence[str | None],
+    predictor: AnyPredictor,
+    placer: Placer | None,
+    k: int = 5,
+    invalid_utf8: Sequence[bool] | None = None,
 ) -> list[TweetPrediction]:
     """Top-``k`` emoji of each text and, with a ``placer``, the text with its top emoji
-    inserted where the placer says it goes (``position``: whitespace tokens before it)."""
+    inserted where the placer says it goes (``position``: whitespace tokens before it).
+    Texts flagged in ``invalid_utf8`` (read from bytes that were not UTF-8) are not
+    scored, for the reason ``score`` gives."""
     # Built through polars: pyarrow's own constructors import pandas where it is installed
     # (the spark extra has it), a second of start-up for one tweet.
-    table = pl.DataFrame({TEXT: pl.Series(list(texts), dtype=pl.String)}).to_arrow()
+    columns = {TEXT: pl.Series(list(texts), dtype=pl.String)}
+    if invalid_utf8 is not None and any(invalid_utf8):  # (reading it back imports pandas)
+        columns[INVALID_UTF8] = pl.Series(list(invalid_utf8), dtype=pl.Boolean)
+    table = pl.DataFrame(columns).to_arrow()
     chunk = prepare_chunk(table, TEXT, predictor)
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
     emoji = [label.emoji for label in predictor.bundle.labels]

@@ -13,6 +13,7 @@ from emoji_batch.cli.predict import BAR_WIDTH, bar
 from emoji_batch.errors import EXIT_NOT_ALL_SCORED
 from emoji_batch.loading import load_predictor
 from emoji_batch.position import insert_emoji, load_position_model
+from emoji_batch.scoring import INVALID_UTF8_REASON
 from emoji_batch.tweet import predict_tweets
 from tests.conftest import run_cli
 
@@ -121,3 +122,35 @@ def test_score_insert_adds_text_with_emoji(tmp_path: Path, default_predictor) ->
     # Nothing but the emoji and one space was added to any text.
     for text, placed, emoji in zip(texts, expected, good["emoji_1"], strict=True):
         assert len(placed) == len(text) + len(emoji) + 1
+
+
+def test_predict_says_which_lines_are_not_utf8_and_scores_the_rest(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes that are not UTF-8 (here Latin-1's é) fail that line only, with score's
+    reason; the text shows U+FFFD where they were."""
+    raw = io.BytesIO(b"caf\xe9 au lait\nhello world\n")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(raw, "utf-8", "surrogateescape"))
+    code = run_cli(["predict", "--json", "--device", "cpu"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == EXIT_NOT_ALL_SCORED
+    bad, good = rows
+    assert bad == {
+        "text": "caf\ufffd au lait",
+        "text_with_emoji": None,
+        "position": None,
+        "top_k": [],
+        "error": INVALID_UTF8_REASON,
+    }
+    assert good["text"] == "hello world" and good["error"] is None and good["top_k"]
+
+
+def test_predict_arguments_that_are_not_utf8_are_not_scored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An argument with bytes that are not UTF-8 reaches Python as lone surrogates."""
+    text = b"caf\xe9".decode("utf-8", "surrogateescape")
+    assert run_cli(["predict", text, "hello world", "--device", "cpu"]) == EXIT_NOT_ALL_SCORED
+    out = capsys.readouterr().out
+    assert f"caf\ufffd\n  not scored: {INVALID_UTF8_REASON}\n" in out
+    assert "hello world " in out

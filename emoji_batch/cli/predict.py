@@ -2,10 +2,11 @@
 
 import itertools
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -21,6 +22,8 @@ from emoji_batch.tweet import TweetPrediction, predict_tweets
 STDIN_BATCH = 256
 BAR_WIDTH = 30
 _EIGHTHS = " ▏▎▍▌▋▊▉"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+T = TypeVar("T")
 
 
 def bar(probability: float, width: int = BAR_WIDTH) -> str:
@@ -46,12 +49,33 @@ def render(prediction: TweetPrediction) -> str:
     return "\n".join(lines)
 
 
-def _stdin_lines() -> Iterator[str]:
-    for line in sys.stdin:
-        yield line.rstrip("\r\n")
+def _from_bytes(raw: bytes) -> tuple[str, bool]:
+    """``raw`` as text, and whether it was not UTF-8 (its bad bytes are then U+FFFD)."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
 
 
-def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+def _checked(text: str) -> tuple[str, bool]:
+    """``text`` and whether it held bytes that were not UTF-8: Python reads those (in
+    arguments, or from a text stream) as lone surrogates, which no output can encode."""
+    repaired, bad = _SURROGATE.subn("\ufffd", text)
+    return repaired, bool(bad)
+
+
+def _stdin_lines() -> Iterator[tuple[str, bool]]:
+    """Each line of stdin, decoded here so one that is not UTF-8 fails alone."""
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream put in its place
+        for line in sys.stdin:
+            yield _checked(line.rstrip("\r\n"))
+        return
+    for raw in binary:
+        yield _from_bytes(raw.rstrip(b"\r\n"))
+
+
+def _batches(texts: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(texts)
     while batch := list(itertools.islice(it, size)):
         yield batch
@@ -82,12 +106,13 @@ def predict_cli(
     predictor = load_predictor(model, models_dir, device, None, precision)
     placer = load_position_model(models_dir)
     from_stdin = not texts or texts == ["-"]
-    source = _stdin_lines() if from_stdin else iter(texts or [])
+    source = _stdin_lines() if from_stdin else map(_checked, texts or [])
     size = 1 if from_stdin and sys.stdin.isatty() else STDIN_BATCH
     all_scored = True
     first = True
     for batch in _batches(source, size):
-        for prediction in predict_tweets(batch, predictor, placer, top_k):
+        lines, invalid = zip(*batch, strict=True)
+        for prediction in predict_tweets(lines, predictor, placer, top_k, invalid):
             all_scored &= prediction.error is None
             if as_json:
                 print(json.dumps(prediction.to_json(), ensure_ascii=False))
