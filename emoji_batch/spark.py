@@ -351,6 +351,7 @@ def _text_row(sink: io.BytesIO) -> pa.RecordBatch:
 
 _WORKER_ERROR = re.compile(r"emoji_batch\.errors\.(\w+): (.*)")
 _SPARK_ERROR = re.compile(r"\[([A-Z][A-Z_.]+)\] (.*?)(?: SQLSTATE: \w+)?$", re.MULTILINE)
+_CAUSE = re.compile(r"^Caused by: [\w.$]+: (.*)$", re.MULTILINE)
 # Spark error classes a user fixes (a path, a file): exit code 2.
 _INPUT_ERRORS = ("FAILED_READ_FILE", "PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA", "CANNOT_READ")
 
@@ -386,7 +387,9 @@ def _user_errors() -> Iterator[None]:
             raise
         error_class, message = spark_error.groups()
         if error_class.startswith(_INPUT_ERRORS):
-            raise InputError(message.strip()) from exc
+            causes = _CAUSE.findall(text)
+            cause = f": {causes[0].strip()}" if causes else ""
+            raise InputError(f"{message.strip().rstrip('.')}{cause}") from exc
         raise SparkJobError(
             f"Spark job failed: [{error_class}] {message.strip()} (--debug shows Spark's trace)"
         ) from exc
