@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from emoji_batch.bundle import MANIFEST, shipped_models_dir
 from tests.conftest import make_rows, run_cli, train_args
 
 
@@ -137,3 +138,40 @@ def test_unknown_labels_spec(
     )
     assert code == 2
     assert "topN" in capsys.readouterr().err
+
+
+def test_models_list_marks_malformed_bundles_and_lists_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One bad manifest does not hide the others: it is listed, marked unusable with why."""
+    shipped = shipped_models_dir()
+    ensemble = json.loads((shipped / "ensemble_bert_ngram_cnn" / MANIFEST).read_text())
+    position = json.loads((shipped / "emoji_position" / MANIFEST).read_text())
+    members = ensemble["members"]
+    manifests = {
+        "no_weights": {
+            **ensemble,
+            "members": [{k: m[k] for k in ("name", "path")} for m in members],
+        },
+        "gone_members": {
+            **ensemble,
+            "members": [{**m, "path": f"../gone/{m['name']}"} for m in members],
+        },
+        "list_metrics": {**position, "metrics": []},
+    }
+    for name, manifest in manifests.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / MANIFEST).write_text(json.dumps(manifest))
+    # An ensemble beside its members, as the shipped one is: usable.
+    for name in ("ensemble_bert_ngram_cnn", "fine_tuned_bert", "ngram_linear", "glove_cnn"):
+        (tmp_path / name).symlink_to(shipped / name)
+    assert run_cli(["models", "list", "--models-dir", tmp_path]) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    bad = {line.split()[0]: line for line in headers if line.split()[0] in manifests}
+    assert "unusable: " in bad["no_weights"] and "weight" in bad["no_weights"]
+    assert "member ../gone/fine_tuned_bert is missing" in bad["gone_members"]
+    assert "unusable: " in bad["list_metrics"] and "metrics" in bad["list_metrics"]
+    usable = [line for line in headers if line.split()[0] not in manifests]
+    assert len(usable) == 4 + 5 and not any("unusable" in line for line in usable)
+    assert "ensemble (" in out and "macro-F1" in out

@@ -27,3 +27,6 @@ DeviceOption = Annotated[
 ]
 TextColumnOption = Annotated[str, typer.Option(help="Text column, matched case-insensitively.")]
 LabelColumnOption = Annotated[str, typer.Option(help="Label id column, matched likewise.")]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Print the traceback of an error with its message.")
+]

@@ -6,7 +6,13 @@ from typing import Annotated, Any, Literal
 import typer
 
 from emoji_batch import logs
-from emoji_batch.cli._options import DeviceOption, ModelOption, ModelsDirOption, TextColumnOption
+from emoji_batch.cli._options import (
+    DebugOption,
+    DeviceOption,
+    ModelOption,
+    ModelsDirOption,
+    TextColumnOption,
+)
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import FileFormat
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
@@ -15,7 +21,6 @@ from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, ScoreSummary, score_file
 LogFormatOption = Annotated[
     logs.LogFormat, typer.Option(help="text, or json: one JSON object per event on stderr.")
 ]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Print tracebacks of errors.")]
 
 
 def score_cli(
