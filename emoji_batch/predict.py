@@ -17,7 +17,7 @@ import numpy as np
 from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import native_bf16
-from emoji_batch.errors import InputError
+from emoji_batch.errors import InputError, ModelError
 from emoji_batch.fileio import file_digest
 from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtime
 
@@ -132,7 +132,7 @@ class Predictor:
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-            self._run = Int8Runtime(flat, self.bundle.weight)
+            self._run = self._checked(Int8Runtime(flat, self.bundle.weight))
         elif self.precision == "bf16":
             self._run = self._keras_runtime(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:
@@ -148,15 +148,32 @@ class Predictor:
             manifest = self.bundle.manifest
             linear_ngram = manifest.architecture == "ngram_linear" and not manifest.config["hidden"]
             if linear_ngram and "CPU" in self.device.upper():
-                self._fp32 = NgramRuntime(
-                    self.bundle.weight("ngrams/0:table"),
-                    self.bundle.weight("ngrams/2:idf"),
-                    self.bundle.weight("ngrams/1:bias"),
-                    int(manifest.config["n_word_features"]),
+                self._fp32 = self._checked(
+                    NgramRuntime(
+                        self.bundle.weight("ngrams/0:table"),
+                        self.bundle.weight("ngrams/2:idf"),
+                        self.bundle.weight("ngrams/1:bias"),
+                        int(manifest.config["n_word_features"]),
+                    )
                 )
             else:
                 self._fp32 = self._keras_runtime(self.bundle.model)
         return self._fp32
+
+    def _checked(self, run: Runtime) -> Runtime:
+        """``run``, once a probe shows it gives one probability per label. The Keras path
+        refuses weights that do not fit the architecture when it builds the model; the
+        runtimes that never build it (NumPy, int8) are held to the same rule here."""
+        try:
+            width = run(np.ones((1, 8), dtype=np.int32)).shape[-1]
+        except ValueError as exc:  # NumPy: weights that do not fit each other
+            raise ModelError(f"{self.bundle.directory}: weights do not match ({exc})") from exc
+        if width != self.n_labels:
+            raise ModelError(
+                f"{self.bundle.directory}: weights do not match its labels: the model gives "
+                f"{width} probabilities, the manifest lists {self.n_labels} labels"
+            )
+        return run
 
     def _keras_runtime(self, model: Any) -> KerasRuntime:
         runtime = KerasRuntime(model, self.device)

@@ -199,6 +199,27 @@ def test_keras_lambda_config_is_refused(
 # --- locks, logs ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("model", "precision"), [("ngram_linear", "fp32"), ("fine_tuned_bert", "int8")]
+)
+def test_weights_that_do_not_match_the_labels_are_refused_by_every_runtime(
+    tmp_path: Path, model: str, precision: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-edited manifest with one label less than its weights: the NumPy and the
+    int8 runtimes refuse it as the TensorFlow path does, not with a NumPy error."""
+    shipped = ROOT / "emoji_batch" / "models" / model
+    bundle = Path(shutil.copytree(shipped, tmp_path / model))
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    manifest["labels"] = manifest["labels"][:-1]
+    prior = manifest["calibration"]["label_prior"][:-1]
+    manifest["calibration"]["label_prior"] = [p / sum(prior) for p in prior]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    args = ["predict", "hello world", "--model", bundle, "--precision", precision]
+    assert run_cli([*args, "--device", "cpu"]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert "weights do not match" in error and "19 labels" in error
+
+
 def test_second_writer_is_locked_out(
     tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
