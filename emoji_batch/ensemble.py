@@ -272,6 +272,18 @@ def _folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(splitter.split(np.zeros(len(y)), y))
 
 
+def _check_enough_rows(y: np.ndarray, data: Path) -> None:
+    """Refuse data the stratified split cannot cut in ``FOLDS``: it needs ``FOLDS`` rows
+    of one label at least (and, for a mix worth having, many of each)."""
+    most = int(np.bincount(y).max()) if len(y) else 0
+    if most < FOLDS:
+        raise InputError(
+            f"{data}: {len(y)} labelled rows the members predict, too few to cross-fit the mix "
+            f"on {FOLDS} stratified halves: it needs at least {FOLDS} rows of one label "
+            "(and for a useful mix, hundreds of each)"
+        )
+
+
 def fit_ensemble(
     members: Sequence[Path],
     data: Path,
@@ -305,6 +317,7 @@ def fit_ensemble(
             "%d rows with labels the members do not predict skipped", len(labelled) - len(inside)
         )
     y = label_indices(inside, labels)
+    _check_enough_rows(y, data)
     cleaned = clean_texts(inside.texts)
     probs = []
     member_f1: dict[str, float] = {}

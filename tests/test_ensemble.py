@@ -145,3 +145,19 @@ def test_members_are_fitted_in_the_precision_score_runs_them_at(
         written = json.loads((out / "manifest.json").read_text())
         assert [m["precision"] for m in written["members"]] == expected
         assert "what users run" in written["evaluation"]["protocol"]
+
+
+@pytest.mark.parametrize("rows", ["0,love\n", "0,love\n1,tree\n"])
+def test_data_too_small_to_cross_fit_is_a_usage_error(
+    rows: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two stratified halves need two rows of one label at least: said, with exit 2,
+    before any member scores a row."""
+    data = tmp_path / "tiny.csv"
+    data.write_text("label,text\n" + rows)
+    shipped = Path(__file__).parent.parent / "emoji_batch" / "models"
+    args = ["ensemble", shipped / "ngram_linear", shipped / "glove_cnn", "--data", data]
+    assert run_cli([*args, "--output", tmp_path / "out"]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert "too few" in error and "at least 2 rows of one label" in error
+    assert not (tmp_path / "out").exists()
