@@ -46,3 +46,32 @@ def test_help_lists_every_exit_code(
     text = " ".join(capsys.readouterr().out.split())
     for code in ("0 success", "1 ", "2 ", "3 ", "130 interrupted", "143 terminated"):
         assert code in text
+
+
+def is_leaf(path: list[str]) -> bool:
+    command = get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    return not hasattr(command, "commands")
+
+
+LEAVES = [c for c in COMMANDS if is_leaf(c)]
+
+
+@pytest.mark.parametrize("command", LEAVES, ids=" ".join)
+def test_every_command_takes_debug(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """An unexpected failure says "(rerun with --debug)": every command must take it."""
+    assert run_cli([*command, "--help"]) == 0
+    assert "--debug" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "emoji-batch")
+def test_usage_lines_are_tidy(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert run_cli([*command, "--help"]) == 0
+    usage = capsys.readouterr().out.splitlines()[0]
+    # Typer writes a required argument {NAME} and an optional one [NAME], and adds "..."
+    # to one that repeats: a metavar that does so itself doubles them.
+    assert not re.search(r"\[\[|\{\{|\.\.\.[]}]", usage), usage

@@ -6,14 +6,19 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
-from emoji_batch.cli._options import LabelColumnOption, ModelsDirOption, TextColumnOption
+from emoji_batch.cli._options import (
+    DebugOption,
+    LabelColumnOption,
+    ModelsDirOption,
+    TextColumnOption,
+)
 from emoji_batch.predict import PrecisionChoice
 
 
 def ensemble_cli(
     members: Annotated[
         list[str],
-        typer.Argument(metavar="MEMBER...", help="Two or more bundle directories or names."),
+        typer.Argument(metavar="MEMBER", help="Two or more bundle directories or names."),
     ],
     data: Annotated[
         Path, typer.Option(help="Labelled CSV/Parquet to fit the mix on, e.g. Val.csv.")
@@ -30,6 +35,7 @@ def ensemble_cli(
         typer.Option(help="Each member's precision while fitting [default: what score runs]."),
     ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
+    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Fit how to mix the MEMBERs' probabilities on DATA and write an ensemble bundle.
 

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from emoji_batch.cli._options import (
+    DebugOption,
     DeviceOption,
     LabelColumnOption,
     ModelOption,
@@ -28,6 +29,7 @@ def evaluate_cli(
     device: DeviceOption = "auto",
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
+    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""
     report = evaluate_file(

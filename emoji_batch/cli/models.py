@@ -79,8 +79,7 @@ def _describe_classifier(path: Path) -> list[str]:
     m = read_manifest(path)
     metrics = m.metrics
     score = (
-        f"macro-F1 {metrics['macro_f1']}  accuracy {metrics['accuracy']}%"
-        f" on {metrics['dataset']}"
+        f"macro-F1 {metrics['macro_f1']}  accuracy {metrics['accuracy']}% on {metrics['dataset']}"
         if "macro_f1" in metrics
         else "no stored metrics"
     )

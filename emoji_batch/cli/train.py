@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from emoji_batch.cli._options import DebugOption
+
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """``["units=8", "dropout=0.2"]`` -> ``{"units": 8, "dropout": 0.2}``."""
@@ -133,6 +135,7 @@ def train_cli(
         bool, typer.Option("--resume", help="Continue from the per-epoch checkpoints.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
+    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation.
 
