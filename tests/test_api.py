@@ -1,0 +1,142 @@
+"""The public Python API: load / predict / score_frame on polars, pandas and Arrow give
+what `score` writes, and the README's Python API snippets run as written."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import emoji_batch
+from emoji_batch import api
+from emoji_batch.scoring import score_file
+
+ROOT = Path(__file__).parent.parent
+TEXTS = ["i love you mom", "", None, "   ", "merry christmas santa tree", "lol so funny"]
+ERRORS = [None, "empty text", "missing text", "empty text", None, None]
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    """Sample tweets plus the rows score cannot score, with a non-text column kept."""
+    sample = pl.read_parquet(ROOT / "sample_data" / "tweets.parquet").head(40)
+    extra = pl.DataFrame({"text": TEXTS}).with_columns(
+        id=pl.Series(range(1000, 1000 + len(TEXTS)), dtype=sample["id"].dtype)
+    )
+    return pl.concat([sample.select("id", "text"), extra.select("id", "text")])
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bundle: Path) -> api.Model:
+    return emoji_batch.load(tiny_bundle, device="cpu")
+
+
+def test_public_names() -> None:
+    expected = {"load", "score_frame", "score_file", "insert_emoji", "Model"}
+    assert expected <= set(emoji_batch.__all__)
+    for name in emoji_batch.__all__:
+        assert getattr(emoji_batch, name) is not None
+    with pytest.raises(AttributeError):
+        emoji_batch.no_such_name  # noqa: B018
+
+
+def test_score_frame_equals_score_on_polars_pandas_and_arrow(
+    rows: pl.DataFrame, model: api.Model, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    rows.write_parquet(tmp_path / "in.parquet")
+    score_file(
+        tmp_path / "in.parquet",
+        tmp_path / "out.parquet",
+        model=str(tiny_bundle),
+        device="cpu",
+        insert=True,
+        progress=False,
+    )
+    expected = pl.read_parquet(tmp_path / "out.parquet")
+    assert expected["score_error"].tail(len(TEXTS)).to_list() == ERRORS
+    from_polars = emoji_batch.score_frame(rows, model=model, insert=True)
+    assert isinstance(from_polars, pl.DataFrame)
+    assert from_polars.equals(expected)
+    # Other chunks batch the rows differently: probabilities may move in the last bit.
+    chunked = emoji_batch.score_frame(rows, model=model, insert=True, chunk_rows=7)
+    probs = [c for c in expected.columns if c.startswith("prob_")]
+    assert chunked.drop(probs).equals(expected.drop(probs))
+    np.testing.assert_allclose(chunked.select(probs), expected.select(probs), atol=1e-6)
+    from_arrow = emoji_batch.score_frame(rows.to_arrow(), model=model, insert=True)
+    assert isinstance(from_arrow, pa.Table)
+    assert pl.from_arrow(from_arrow).equals(expected)
+    from_pandas = emoji_batch.score_frame(rows.to_pandas(), model=model, insert=True)
+    assert isinstance(from_pandas, pd.DataFrame)
+    assert list(from_pandas.columns) == expected.columns
+    assert pl.from_pandas(from_pandas).equals(expected)
+
+
+def test_a_loaded_model_is_reused(
+    rows: pl.DataFrame, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = api.load_predictor
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "load_predictor", counting)
+    loaded = emoji_batch.load(tiny_bundle, device="cpu")
+    for _ in range(3):
+        emoji_batch.score_frame(rows, model=loaded)
+    assert len(calls) == 1
+    emoji_batch.score_frame(rows, model=str(tiny_bundle), device="cpu")  # by name: loads
+    assert len(calls) == 2
+
+
+def test_predict_and_predict_proba(model: api.Model) -> None:
+    answers = model.predict(TEXTS, top_k=2)
+    assert [a.error for a in answers] == ERRORS
+    good = answers[0]
+    assert len(good.top) == 2 and good.top[0][1] >= good.top[1][1]
+    assert good.text_with_emoji is not None and good.top[0][0] in good.text_with_emoji
+    probs = model.predict_proba(TEXTS)
+    assert probs.shape == (len(TEXTS), len(model.labels))
+    assert np.isnan(probs[1:4]).all()
+    np.testing.assert_allclose(probs[[0, 4, 5]].sum(axis=1), 1.0, rtol=1e-5)
+    best = [model.labels[i].emoji for i in probs[[0, 4, 5]].argmax(axis=1)]
+    assert best == [answers[i].top[0][0] for i in (0, 4, 5)]
+    assert model.name == "tiny_bilstm" and model.precision == "fp32"
+
+
+def test_score_frame_refuses_what_score_refuses(rows: pl.DataFrame, model: api.Model) -> None:
+    from emoji_batch.errors import InputError
+
+    with pytest.raises(InputError, match="text"):
+        emoji_batch.score_frame(rows.rename({"text": "body"}), model=model)
+    with pytest.raises(InputError, match="output column"):
+        emoji_batch.score_frame(rows.with_columns(emoji_1=pl.lit("x")), model=model)
+    with pytest.raises(InputError, match="polars or pandas"):
+        emoji_batch.score_frame([["a"]], model=model)
+
+
+def _readme_snippets() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API") :]
+    section = section[: section.index("\n## ", 5)]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_readme_python_api_snippets_run_as_written(
+    index: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    snippets = _readme_snippets()
+    assert len(snippets) == 3
+    for name in ("sample_data",):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(tmp_path)  # the snippets use paths relative to the checkout
+    exec(compile(snippets[index], f"README snippet {index + 1}", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.strip()
+    if index == 2:
+        assert (tmp_path / "out" / "tweets.scored.parquet").is_file()
