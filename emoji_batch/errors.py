@@ -6,12 +6,14 @@ EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
 EXIT_NOT_ALL_SCORED = 4  # predict: some texts could not be scored (each says why)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``| head -1``)
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
     "3 output locked by another run, 4 (predict) some texts not scorable, 130 interrupted "
-    "(Ctrl-C), 143 terminated (SIGTERM)."
+    "(Ctrl-C), 141 stdout closed by its reader (as by SIGPIPE, quietly), 143 terminated "
+    "(SIGTERM)."
 )
 
 
@@ -37,6 +39,13 @@ class LockedError(EmojiBatchError):
     """Another run holds the lock on the same output."""
 
     exit_code = EXIT_LOCKED
+
+
+class ClosedPipe(EmojiBatchError):
+    """The reader of stdout closed it (``emoji-batch predict --json | head -1``): not an
+    error to report, the way a Unix tool killed by SIGPIPE reports nothing."""
+
+    exit_code = EXIT_CLOSED_PIPE
 
 
 class Stopped(BaseException):

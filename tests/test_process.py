@@ -475,3 +475,28 @@ def test_resume_refuses_a_changed_position_model(
     (error,) = [line for line in error_lines(capsys.readouterr().err) if line.startswith("error:")]
     assert "position model changed since the interrupted run" in error
     assert names(work) == [".o.csv.resume", "in.csv"]
+
+
+@pytest.mark.parametrize("command", ["predict", "score"])
+def test_closed_pipe_ends_quietly_with_141(command: str, tmp_path: Path) -> None:
+    """``... | head -1``: the reader goes away; the run ends as a Unix tool killed by
+    SIGPIPE does, 128 + 13 and no message, and leaves nothing behind."""
+    rows = tmp_path / "in.csv"
+    rows.write_text("text\n" + "".join(f"tweet number {i} with love\n" for i in range(20_000)))
+    args = ["predict", "--json"] if command == "predict" else ["score", "-", "-o", "-", "--quiet"]
+    with open(rows, "rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emoji_batch", *args],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert [line for line in proc.stderr.read().splitlines() if "warning" not in line] == []
+    assert names(tmp_path) == ["in.csv"]

@@ -1,13 +1,17 @@
 """The ``emoji-batch`` command line: a thin skin over the library functions."""
 
+import errno
+import functools
 import logging
+import os
 import shlex
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -20,6 +24,7 @@ from emoji_batch.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    ClosedPipe,
     EmojiBatchError,
     Stopped,
 )
@@ -46,6 +51,39 @@ app.command("quantize", epilog=EXIT_CODES_HELP)(quantize.quantize_cli)
 app.command("ensemble", epilog=EXIT_CODES_HELP)(ensemble.ensemble_cli)
 app.command("app", epilog=EXIT_CODES_HELP)(app_cmd.app_cli)
 app.add_typer(models.app, name="models")
+
+
+def _pipe_aware(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command``, with a write to a closed pipe raised as :class:`ClosedPipe`: Click
+    would otherwise catch the OSError and exit 1 without a word."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise ClosedPipe("stdout was closed by its reader") from exc
+            raise
+
+    return run
+
+
+for _commands in (app.registered_commands, models.app.registered_commands):
+    for _info in _commands:
+        _info.callback = _pipe_aware(_info.callback)  # type: ignore[arg-type]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what is still
+    buffered for the closed pipe does not fail too."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 _argv: list[str] = []
@@ -91,6 +129,9 @@ def _run() -> int:
     """The app's exit code; what it raises becomes one error line and a documented code."""
     try:
         code = app(args=_argv, prog_name=PROG, standalone_mode=False)
+    except ClosedPipe as exc:  # quiet, as SIGPIPE is
+        _silence_stdout()
+        return exc.exit_code
     except EmojiBatchError as exc:
         return _fail(str(exc), exc.exit_code)
     except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
