@@ -39,6 +39,7 @@ from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
 from emoji_batch.predict import (
     PRIOR_POWERS,
+    REDUCED,
     PrecisionChoice,
     Predictor,
     adjust_to_prior,
@@ -203,6 +204,33 @@ def load_ensemble(directory: Path) -> Ensemble:
     return Ensemble(directory, members, mix, prior, data)
 
 
+NOT_A_MEMBER = "ensembles cannot be members of an ensemble: list the bundles it mixes instead"
+NOT_QUANTIZED = (
+    "ensembles cannot be quantized (a quantized member no longer has the hash the "
+    "ensemble records): quantize the members first, then fit the ensemble again; "
+    "`score --precision auto` runs each member in the fastest precision it has checked"
+)
+
+
+def _check_members_have(precision: PrecisionChoice, ensemble: Ensemble) -> None:
+    """Refuse a reduced ``precision`` some member was not checked for, before any member
+    loads, with what can be done: not ``quantize`` on the member, which would change the
+    hash the ensemble records and so break it."""
+    if precision not in REDUCED:
+        return
+    lacking = [m.name for m in ensemble.members if precision not in (m.manifest.precisions or {})]
+    if lacking:
+        have = {m.name: sorted(m.manifest.precisions or {}) for m in ensemble.members}
+        each = ", ".join(f"{name}: {'/'.join(p) or 'fp32 only'}" for name, p in have.items())
+        raise InputError(
+            f"ensemble {ensemble.name}: {'member' if len(lacking) == 1 else 'members'} "
+            f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no checked "
+            f"{precision} precision ({each}); run it with --precision auto (each member in "
+            "the fastest precision it has checked) or fp32. Quantizing a member would change "
+            "the hash the ensemble records: quantize the members first, then fit it again"
+        )
+
+
 class EnsemblePredictor:
     """Probabilities of an ensemble: each member predicts in its own precision and
     tokenization from text cleaned once, then the mix combines them."""
@@ -216,6 +244,7 @@ class EnsemblePredictor:
     ) -> None:
         self.bundle = ensemble
         self.device = device
+        _check_members_have(precision, ensemble)
         self.members = [
             Predictor(
                 member,
@@ -306,6 +335,9 @@ def fit_ensemble(
     """
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members")
+    for member in members:
+        if is_ensemble(member):
+            raise InputError(f"{member} is an ensemble; {NOT_A_MEMBER}")
     check_new_bundle_dir(output, force)
     bundles = [load_bundle(m) for m in members]
     _check_same_labels(bundles, data)

@@ -161,3 +161,36 @@ def test_data_too_small_to_cross_fit_is_a_usage_error(
     (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert "too few" in error and "at least 2 rows of one label" in error
     assert not (tmp_path / "out").exists()
+
+
+SHIPPED = Path(__file__).parent.parent / "emoji_batch" / "models"
+
+
+def _error(err: str) -> str:
+    (line,) = [line for line in err.splitlines() if line.startswith("error")]
+    return line
+
+
+def test_an_ensemble_is_neither_a_member_nor_quantized(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("label,text\n0,love\n0,heart\n")
+    ensemble = SHIPPED / "ensemble_bert_ngram_cnn"
+    args = ["ensemble", ensemble, SHIPPED / "ngram_linear", "--data", data, "-o", tmp_path / "o"]
+    assert run_cli(args) == 2
+    assert "ensembles cannot be members of an ensemble" in _error(capsys.readouterr().err)
+    assert run_cli(["quantize", ensemble, "--data", data]) == 2
+    assert "ensembles cannot be quantized" in _error(capsys.readouterr().err)
+
+
+def test_reduced_precision_a_member_lacks_says_what_is_possible(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Quantizing the member would change the hash the ensemble records: not advised."""
+    args = ["predict", "hello", "--model", "ensemble_bert_ngram_cnn", "--device", "cpu"]
+    assert run_cli([*args, "--precision", "int8"]) == 2
+    error = _error(capsys.readouterr().err)
+    assert "members ngram_linear, glove_cnn have no checked int8" in error
+    assert "--precision auto" in error
+    assert "emoji-batch quantize" not in error

@@ -62,6 +62,10 @@ def quantize_cli(
     this machine (reduced-precision decimals differ by CPU); exit 1 if one fails.
     """
     directory = resolve_model(model, models_dir)
+    from emoji_batch.ensemble import NOT_QUANTIZED, is_ensemble
+
+    if is_ensemble(directory):
+        raise InputError(f"{directory} is an ensemble; {NOT_QUANTIZED}")
     if check:
         if precision:
             raise InputError("--check re-checks every recorded precision; drop --precision")
