@@ -4,7 +4,10 @@ Word 1-2-grams and ``char_wb`` 2-5-grams of the project's cleaned text (sublinea
 min_df 2), ``LogisticRegression(C=2, class_weight="balanced")``, fitted on Train.csv and
 scored on Val.csv. It writes no bundle: it only gives the results table its floor.
 
-    .venv/bin/python training/baseline_tfidf.py [--data TRAIN] [--val VAL] [--json OUT]
+    .venv/bin/python training/baseline_tfidf.py [--data TRAIN [--data MORE ...]] [--val VAL]
+        [--json OUT]
+
+Repeated ``--data`` files are concatenated, as ``emoji-batch train`` does.
 
 ``--json`` also writes the numbers for ``training/results_table.py --baseline OUT``.
 """
@@ -36,12 +39,15 @@ def read(path: Path) -> tuple[list[str], np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA / "Train.csv")
+    parser.add_argument("--data", type=Path, action="append")
     parser.add_argument("--val", type=Path, default=DATA / "Val.csv")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     started = time.perf_counter()
-    train_texts, y_train = read(args.data)
+    files = args.data or [DATA / "Train.csv"]
+    parts = [read(path) for path in files]
+    train_texts = [text for texts, _ in parts for text in texts]
+    y_train = np.concatenate([labels for _, labels in parts])
     val_texts, y_val = read(args.val)
     vectorizers = [
         TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True),
@@ -54,7 +60,7 @@ def main() -> None:
     command = shlex.join([".venv/bin/python", "training/baseline_tfidf.py", *sys.argv[1:]])
     result = {
         "command": command,
-        "train": {"file": args.data.name, "rows": len(y_train)},
+        "train": {"file": " + ".join(path.name for path in files), "rows": len(y_train)},
         "val": {"file": args.val.name, "rows": len(y_val)},
         "labels": len(np.unique(y_train)),
         "features": x_train.shape[1],
