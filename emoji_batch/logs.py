@@ -36,9 +36,22 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it
+    was at :func:`configure` time: a caller (or a test) that swaps and closes stderr
+    later must not leave the log writing to a closed file."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
 def configure(log_format: LogFormat = "text", quiet: bool = False) -> None:
     """Send emoji_batch's log to stderr in ``log_format``; ``quiet`` keeps warnings and errors."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_JsonFormatter() if log_format == "json" else _TextFormatter())
     logger = logging.getLogger(LOGGER)
     logger.handlers[:] = [handler]

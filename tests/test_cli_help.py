@@ -5,6 +5,7 @@ import re
 import pytest
 from typer.main import get_command
 
+from emoji_batch import errors
 from emoji_batch.cli import app
 from tests.conftest import run_cli
 
@@ -44,8 +45,23 @@ def test_help_lists_every_exit_code(
     monkeypatch.setenv("COLUMNS", "100")
     assert run_cli([*command, "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for code in ("0 success", "1 ", "2 ", "3 ", "130 interrupted", "143 terminated"):
-        assert code in text
+    [sentence] = re.findall(r"Exit codes: (.*?\.)(?: |$)", text)
+    assert sentence == errors.EXIT_CODES_HELP.removeprefix("Exit codes: ")
+    for meaning in (
+        "0 success,",
+        "1 runtime failure,",
+        "2 bad usage, input or model,",
+        "3 output locked by another run,",
+        "4 (predict) some texts not scorable,",
+        "130 interrupted (Ctrl-C),",
+        "141 stdout closed by its reader",
+        "143 terminated (SIGTERM).",
+    ):
+        assert meaning in sentence, meaning
+    # Every code the CLI exits with is listed, and nothing else.
+    listed = {int(code) for code in re.findall(r"(?:^|, )(\d+) ", sentence)}
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    assert listed == codes
 
 
 def is_leaf(path: list[str]) -> bool:
