@@ -113,16 +113,20 @@ def score_upload(
         # Fixed names inside our own directory: the upload's name never becomes a path.
         source, target = Path(tmp) / f"upload{suffix}", Path(tmp) / f"scored{suffix}"
         source.write_bytes(data)
-        summary = score_file(
-            source,
-            target,
-            model=model,
-            models_dir=models_dir,
-            text_column=text_column,
-            top_k_labels=FILE_TOP_K,
-            insert=True,
-            progress=False,
-        )
+        try:
+            summary = score_file(
+                source,
+                target,
+                model=model,
+                models_dir=models_dir,
+                text_column=text_column,
+                top_k_labels=FILE_TOP_K,
+                insert=True,
+                progress=False,
+            )
+        except EmojiBatchError as exc:  # it names our temporary file: name the upload
+            message = str(exc).replace(str(source), name).replace(str(target), scored_name(name))
+            raise type(exc)(message.replace(tmp, "")) from exc
         scored = target.read_bytes()
     return scored, dataclasses.replace(summary, output=scored_name(name))
 

@@ -248,10 +248,12 @@ def find_models(models_dir: Path | None) -> list[FoundModel]:
     return found
 
 
-def resolve_model(model: str | None, models_dir: Path | None) -> Path:
+def resolve_model(model: str | None, models_dir: Path | None, *, implied: bool = False) -> Path:
     """The bundle directory ``--model`` names: a path, or a name looked up in the search
     directories. Without ``model``, always the shipped default, whatever lies in
-    ./models: a local bundle must be asked for."""
+    ./models: a local bundle must be asked for. ``implied``: the name is the program's
+    (the position model's), not a ``--model`` the user typed, so a local bundle of that
+    name is only noted, not warned about as a --model that shadows."""
     shipped = shipped_models_dir()
     if model is None:
         return shipped / DEFAULT_MODEL
@@ -259,7 +261,10 @@ def resolve_model(model: str | None, models_dir: Path | None) -> Path:
     namesake = shipped / model
     is_name = Path(model).name == model
     if is_name and (namesake / MANIFEST).is_file() and path.resolve() != namesake.resolve():
-        log.warning("--model %s is %s, which shadows the shipped %s", model, path, namesake)
+        if implied:
+            log.info("%s: using %s rather than the shipped %s", model, path, namesake)
+        else:
+            log.warning("--model %s is %s, which shadows the shipped %s", model, path, namesake)
     return path
 
 

@@ -329,7 +329,9 @@ def load_position_model(
         )
     from emoji_batch.bundle import resolve_model
 
-    return PositionModel.load(resolve_model(str(model or SHIPPED_NAME), models_dir))
+    return PositionModel.load(
+        resolve_model(str(model or SHIPPED_NAME), models_dir, implied=model is None)
+    )
 
 
 # --- fitting ------------------------------------------------------------------------

@@ -239,3 +239,27 @@ def test_cli_runs_streamlit_on_the_page(popen: type[FakePopen], models_dir: Path
 def test_cli_help_states_the_upload_bound(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["app", "--help"]) == 0
     assert f"up to {MAX_UPLOAD_MB} MB" in " ".join(capsys.readouterr().out.split())
+
+
+def test_score_upload_errors_name_the_upload_not_the_temporary_file(models_dir: Path) -> None:
+    data = b"id,text\n1,hello world\n2,too,many,fields\n"
+    with pytest.raises(InputError) as raised:
+        page.score_upload(
+            "my tweets.csv",
+            data,
+            model="ngram_linear",
+            models_dir=models_dir,
+            text_column="text",
+            max_bytes=len(data),
+        )
+    message = str(raised.value)
+    assert message.startswith("my tweets.csv:3: ragged CSV row"), message
+    assert "emoji-batch-app-" not in message and "upload.csv" not in message
+
+
+def test_cli_refuses_the_position_model_before_starting(
+    popen: type[FakePopen], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(["app", "--model", "emoji_position"]) == 2
+    assert "emoji_position places emoji in a tweet" in capsys.readouterr().err
+    assert popen.commands == []

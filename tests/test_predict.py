@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,16 @@ def test_predict_arguments_that_are_not_utf8_are_not_scored(
     out = capsys.readouterr().out
     assert f"caf\ufffd\n  not scored: {INVALID_UTF8_REASON}\n" in out
     assert "hello world " in out
+
+
+def test_local_position_model_is_not_called_a_model_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--models-dir with its own emoji_position: used, but no --model was typed to warn
+    about."""
+    shipped = Path(__file__).parent.parent / "emoji_batch" / "models" / "emoji_position"
+    shutil.copytree(shipped, tmp_path / "emoji_position")
+    args = ["predict", "hello world", "--models-dir", tmp_path, "--device", "cpu"]
+    assert run_cli(args) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and "--model" not in err

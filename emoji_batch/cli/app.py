@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from emoji_batch.bundle import resolve_model
+from emoji_batch.bundle import POSITION_KIND, bundle_kind, resolve_model
 from emoji_batch.cli._options import DebugOption, ModelOption, ModelsDirOption
-from emoji_batch.errors import InputError, Stopped
+from emoji_batch.errors import InputError, ModelError, Stopped
 
 PAGE = Path(__file__).resolve().parent.parent / "app.py"
 # The upload bound the server enforces and the page states: scoring big files is `score`'s job.
@@ -73,7 +73,14 @@ def app_cli(
     serving: one process, on 127.0.0.1 unless --host says otherwise. Needs the app extra."""
     if importlib.util.find_spec("streamlit") is None:
         raise InputError('the demo page needs streamlit: pip install "emoji-batch[app]"')
-    resolve_model(model, models_dir)  # an unknown model fails here, not in the browser
+    # An unknown model, or one that does not score tweets, fails here, not in the browser.
+    path = resolve_model(model, models_dir)
+    if bundle_kind(path) == POSITION_KIND:
+        raise ModelError(
+            f"{path.name} places emoji in a tweet, it does not predict them: --model takes "
+            "a bundle that scores tweets (see `emoji-batch models list`); the page uses the "
+            "position model by itself"
+        )
     child = subprocess.Popen(streamlit_command(model, models_dir, port, host))
     try:
         return child.wait()
