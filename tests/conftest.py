@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import csv
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,24 +92,60 @@ def train_args(
     return [*args, "--output", out, *extra]
 
 
+PROBE_TEXTS = ["I love you mom", "merry christmas santa", "lol so funny", "", "unknown words only"]
+
+
+def train_capturing(args: list, texts: list[str] = PROBE_TEXTS) -> tuple[int, np.ndarray | None]:
+    """Run ``emoji-batch train`` in-process and return its exit code and the trained
+    in-memory model's probabilities for ``texts``, taken just before the bundle is written
+    (calibration included), so a test can hold the reloaded bundle to them."""
+    from emoji_batch import train
+    from emoji_batch.bundle import Bundle, model_weights
+    from emoji_batch.predict import Predictor
+
+    seen: list[np.ndarray] = []
+    save = train.save_bundle
+
+    def predict_then_save(
+        directory: Path, manifest: Any, model: Any, encoder: Any, *rest: Any
+    ) -> None:
+        bundle = Bundle(directory, manifest, model_weights(model), encoder, model)
+        seen.append(Predictor(bundle).predict_proba(texts))
+        save(directory, manifest, model, encoder, *rest)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "save_bundle", predict_then_save)
+        code = run_cli(args)
+    return code, (seen[-1] if seen else None)
+
+
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "tiny_bilstm"
-    code = run_cli(
-        train_args(
-            "glove_bilstm",
-            tiny_data,
-            out,
-            "--max-epochs",
-            3,
-            "--batch-size",
-            16,
-            "--set",
-            "units=8",
-        )
-    )
-    assert code == 0
+def tiny_cnn(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GloVe CNN (8 filters): for tests where any trained bundle will do. It
+    builds and predicts in a fraction of the BiLSTM's time."""
+    out = tmp_path_factory.mktemp("bundles") / "tiny_cnn"
+    args = train_args("glove_cnn", tiny_data, out, "--max-epochs", 3, "--batch-size", 16)
+    assert run_cli([*args, "--seed", 13, "--set", "filters=8", "--set", "dense_units=8"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bilstm(
+    tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, np.ndarray]:
+    """The tiny BiLSTM and its in-memory model's probabilities for ``PROBE_TEXTS``."""
+    out = tmp_path_factory.mktemp("bundles") / "tiny_bilstm"
+    args = train_args("glove_bilstm", tiny_data, out, "--max-epochs", 3, "--batch-size", 16)
+    code, probs = train_capturing([*args, "--set", "units=8"])
+    assert code == 0 and probs is not None
+    return out, probs
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bilstm: tuple[Path, np.ndarray]) -> Path:
+    """The tiny BiLSTM: for tests of training, bundles and recurrent models; tests where
+    any trained bundle will do take ``tiny_cnn``."""
+    return tiny_bilstm[0]
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,8 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def model(tiny_bundle: Path) -> api.Model:
-    return emoji_batch.load(tiny_bundle, device="cpu")
+def model(tiny_cnn: Path) -> api.Model:
+    return emoji_batch.load(tiny_cnn, device="cpu")
 
 
 def test_public_names() -> None:
@@ -44,13 +44,13 @@ def test_public_names() -> None:
 
 
 def test_score_frame_equals_score_on_polars_pandas_and_arrow(
-    rows: pl.DataFrame, model: api.Model, tiny_bundle: Path, tmp_path: Path
+    rows: pl.DataFrame, model: api.Model, tiny_cnn: Path, tmp_path: Path
 ) -> None:
     rows.write_parquet(tmp_path / "in.parquet")
     score_file(
         tmp_path / "in.parquet",
         tmp_path / "out.parquet",
-        model=str(tiny_bundle),
+        model=str(tiny_cnn),
         device="cpu",
         insert=True,
         progress=False,
@@ -75,7 +75,7 @@ def test_score_frame_equals_score_on_polars_pandas_and_arrow(
 
 
 def test_a_loaded_model_is_reused(
-    rows: pl.DataFrame, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+    rows: pl.DataFrame, tiny_cnn: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
     real = api.load_predictor
@@ -85,11 +85,11 @@ def test_a_loaded_model_is_reused(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(api, "load_predictor", counting)
-    loaded = emoji_batch.load(tiny_bundle, device="cpu")
+    loaded = emoji_batch.load(tiny_cnn, device="cpu")
     for _ in range(3):
         emoji_batch.score_frame(rows, model=loaded)
     assert len(calls) == 1
-    emoji_batch.score_frame(rows, model=str(tiny_bundle), device="cpu")  # by name: loads
+    emoji_batch.score_frame(rows, model=str(tiny_cnn), device="cpu")  # by name: loads
     assert len(calls) == 2
 
 
@@ -105,7 +105,7 @@ def test_predict_and_predict_proba(model: api.Model) -> None:
     np.testing.assert_allclose(probs[[0, 4, 5]].sum(axis=1), 1.0, rtol=1e-5)
     best = [model.labels[i].emoji for i in probs[[0, 4, 5]].argmax(axis=1)]
     assert best == [answers[i].top[0][0] for i in (0, 4, 5)]
-    assert model.name == "tiny_bilstm" and model.precision == "fp32"
+    assert model.name == "tiny_cnn" and model.precision == "fp32"
 
 
 def test_score_frame_refuses_what_score_refuses(rows: pl.DataFrame, model: api.Model) -> None:

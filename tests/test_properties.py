@@ -20,8 +20,8 @@ texts = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def predictor(tiny_bundle: Path) -> Predictor:
-    return Predictor(load_bundle(tiny_bundle), batch_size=7)
+def predictor(tiny_cnn: Path) -> Predictor:
+    return Predictor(load_bundle(tiny_cnn), batch_size=7)
 
 
 @settings(
@@ -51,7 +51,7 @@ def test_score_table_keeps_every_row(
 )
 @given(rows=st.lists(texts, min_size=1, max_size=30), chunk=st.integers(1, 12))
 def test_score_file_round_trip(
-    tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, rows: list[str | None], chunk: int
+    tiny_cnn: Path, tmp_path_factory: pytest.TempPathFactory, rows: list[str | None], chunk: int
 ) -> None:
     d = tmp_path_factory.mktemp("prop")
     table = pa.table({"n": list(range(len(rows))), "text": pa.array(rows, pa.string())})
@@ -59,7 +59,7 @@ def test_score_file_round_trip(
     summary = score_file(
         d / "in.parquet",
         d / "out.parquet",
-        model=str(tiny_bundle),
+        model=str(tiny_cnn),
         chunk_rows=chunk,
         progress=False,
     )

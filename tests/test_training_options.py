@@ -2,6 +2,7 @@
 float16 bundles and resuming a killed run from its per-epoch checkpoints."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -87,21 +88,39 @@ def test_float16_bundle_reproduces_its_recorded_metrics(
 def test_killed_run_resumes_from_its_last_epoch(
     tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Killed after its second epoch and resumed, a run ends where the same run, never
+    interrupted, ends: same history and the same model. Dropout is off (in the encoder's
+    config and the head), so nothing random is left but the seeded batch order, which a
+    resumed run replays."""
+    encoder = Path(shutil.copytree(tiny_bert, tmp_path / "encoder"))
+    config = json.loads((encoder / "config.json").read_text())
+    config |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    (encoder / "config.json").write_text(json.dumps(config))
+
+    def args(out: Path) -> list:
+        return train_args(
+            "fine_tuned_bert",
+            tiny_data,
+            out,
+            "--max-epochs",
+            3,
+            "--batch-size",
+            32,
+            "--patience",
+            5,
+            "--monitor",
+            "val_macro_f1",
+            "--set",
+            "dropout=0",
+            "--seed",
+            7,
+            encoder=encoder,
+        )
+
+    whole = tmp_path / "whole"
+    assert run_cli(args(whole)) == 0
+
     out = tmp_path / "bert"
-    args = train_args(
-        "fine_tuned_bert",
-        tiny_data,
-        out,
-        "--max-epochs",
-        3,
-        "--batch-size",
-        32,
-        "--patience",
-        5,
-        "--monitor",
-        "val_macro_f1",
-        encoder=tiny_bert,
-    )
     save = TrainingCheckpoints.save
     calls = []
 
@@ -112,7 +131,7 @@ def test_killed_run_resumes_from_its_last_epoch(
             raise KeyboardInterrupt  # killed after the second epoch's checkpoint
 
     monkeypatch.setattr(TrainingCheckpoints, "save", save_then_die)
-    assert run_cli(args) == 130
+    assert run_cli(args(out)) == 130
     monkeypatch.setattr(TrainingCheckpoints, "save", save)
     scratch = tmp_path / ".bert.train"
     state = json.loads((scratch / "state.json").read_text())["state"]
@@ -120,13 +139,22 @@ def test_killed_run_resumes_from_its_last_epoch(
     assert not out.exists()
 
     # Another run's options may not continue these checkpoints.
-    assert run_cli([*args, "--resume", "--label-smoothing", 0.2]) == 2
-    assert run_cli([*args, "--resume"]) == 0
+    assert run_cli([*args(out), "--resume", "--label-smoothing", 0.2]) == 2
+    assert run_cli([*args(out), "--resume"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 3
     assert history[:2] == state["history"]  # the first two epochs were not trained again
     assert not scratch.exists()
+
+    expected = json.loads((whole / "history.json").read_text())
+    for resumed_epoch, whole_epoch in zip(history, expected, strict=True):
+        assert resumed_epoch.keys() == whole_epoch.keys()
+        for key, value in whole_epoch.items():
+            assert resumed_epoch[key] == (
+                pytest.approx(value, rel=1e-5) if isinstance(value, float) else value
+            ), key
     probs = Predictor(load_bundle(out)).predict_proba(TEXTS)
+    np.testing.assert_allclose(probs, Predictor(load_bundle(whole)).predict_proba(TEXTS), atol=1e-6)
     assert np.isfinite(probs).all()
 
 
