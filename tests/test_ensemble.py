@@ -19,24 +19,31 @@ TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz un
 
 
 @pytest.fixture(scope="module")
-def members(tiny_data: dict[str, Path], tiny_bundle: Path, tmp_path_factory) -> list[Path]:
-    """Two small bundles of different families, side by side in one models directory."""
+def members(tiny_data: dict[str, Path], tiny_cnn: Path, tmp_path_factory) -> list[Path]:
+    """Two small bundles of different families (GloVe CNN, n-grams), side by side in one
+    models directory."""
     root = tmp_path_factory.mktemp("members")
-    cnn = root / "tiny_cnn"
-    args = train_args("glove_cnn", tiny_data, cnn, "--max-epochs", 3, "--batch-size", 16)
-    assert run_cli([*args, "--set", "filters=8", "--set", "dense_units=8"]) == 0
-    bilstm = Path(shutil.copytree(tiny_bundle, root / "tiny_bilstm"))
-    return [cnn, bilstm]
+    cnn = Path(shutil.copytree(tiny_cnn, root / "tiny_cnn"))
+    ngram = root / "tiny_ngram"
+    args = train_args("ngram_linear", tiny_data, ngram, "--max-epochs", 3, "--batch-size", 16)
+    assert run_cli([*args, "--seed", 13]) == 0
+    return [cnn, ngram]
+
+
+@pytest.fixture(scope="module")
+def fitted(members: list[Path], tiny_data: dict[str, Path]) -> Path:
+    """The ensemble, fitted once, beside its members."""
+    out = members[0].parent / "tiny_ensemble"
+    args = ["ensemble", *members, "--data", tiny_data["val"], "--output", out]
+    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
+    return out
 
 
 @pytest.fixture
-def ensemble(members: list[Path], tiny_data: dict[str, Path], tmp_path: Path) -> Path:
-    # The members are copied beside the ensemble, so a test may tamper with them.
-    local = [Path(shutil.copytree(m, tmp_path / m.name)) for m in members]
-    out = tmp_path / "tiny_ensemble"
-    args = ["ensemble", *local, "--data", tiny_data["val"], "--output", out]
-    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 0
-    return out
+def ensemble(fitted: Path, tmp_path: Path) -> Path:
+    """A copy of the ensemble and its members, so a test may tamper with them."""
+    root = Path(shutil.copytree(fitted.parent, tmp_path / "models"))
+    return root / fitted.name
 
 
 def test_fit_mix_finds_the_better_member() -> None:
@@ -54,11 +61,37 @@ def test_fit_mix_finds_the_better_member() -> None:
 def test_ensemble_manifest_names_members_by_path_and_hash(ensemble: Path) -> None:
     manifest = json.loads((ensemble / "manifest.json").read_text())
     assert manifest["kind"] == "ensemble"
-    assert [m["path"] for m in manifest["members"]] == ["../tiny_cnn", "../tiny_bilstm"]
+    assert [m["path"] for m in manifest["members"]] == ["../tiny_cnn", "../tiny_ngram"]
     assert all(len(m["sha256"]) == 64 for m in manifest["members"])
     assert sum(m["weight"] for m in manifest["members"]) == pytest.approx(1.0)
     assert "cross-fitted" in manifest["metrics"]["dataset"]
     assert "halves" in manifest["evaluation"]["protocol"]
+
+
+def test_cross_fitted_metrics_score_each_half_with_the_other_halfs_mix(
+    ensemble: Path, tiny_data: dict[str, Path]
+) -> None:
+    """The recorded macro-F1 is out of fold: each stratified half (seed 13) scored with
+    the mix recorded for it, and that mix is the one fitted on the other half alone."""
+    from sklearn.model_selection import StratifiedKFold
+
+    manifest = json.loads((ensemble / "manifest.json").read_text())
+    loaded = load_ensemble(ensemble)
+    val = pl.read_csv(tiny_data["val"])
+    y = val["Label"].to_numpy()
+    probs = [Predictor(m).predict_proba(val["TEXT"].to_list()) for m in loaded.members]
+    folds = StratifiedKFold(n_splits=2, shuffle=True, random_state=13).split(y, y)
+    cross = np.zeros_like(probs[0])
+    for (fit_rows, held_out), recorded in zip(
+        folds, manifest["evaluation"]["fold_mixes"], strict=True
+    ):
+        mix = Mix(tuple(recorded["weights"]), recorded["mixing"], recorded["prior_power"])
+        refit, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], loaded.prior)
+        assert refit == mix  # fitted on the other half, never on the rows it scores
+        cross[held_out] = mix.apply([p[held_out] for p in probs], loaded.prior)
+    assert round(100 * macro_f1(y, cross), 2) == manifest["metrics"]["macro_f1"]
+    in_sample = loaded.mix.apply(probs, loaded.prior)
+    assert round(100 * macro_f1(y, in_sample), 2) == manifest["evaluation"]["in_sample_macro_f1"]
 
 
 def test_reloaded_ensemble_gives_the_mix_of_its_members(ensemble: Path) -> None:
@@ -96,7 +129,7 @@ def test_score_evaluate_and_list_treat_it_as_one_model(
 def test_changed_or_missing_member_is_refused(
     ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, damage: str, capsys
 ) -> None:
-    member = tmp_path / "tiny_cnn"
+    member = ensemble.parent / "tiny_cnn"
     if damage == "tampered":
         weights = member / "weights.safetensors"
         data = bytearray(weights.read_bytes())
@@ -109,6 +142,37 @@ def test_changed_or_missing_member_is_refused(
     err = capsys.readouterr().err
     assert ("changed since" if damage == "tampered" else "is missing") in err
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["one member", "labels differ", "output exists"])
+def test_ensemble_refusals(
+    case: str,
+    members: list[Path],
+    fitted: Path,
+    tiny_data: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Usage errors (exit 2) that write nothing: one member, members whose labels differ
+    in order, an existing OUTPUT without --force."""
+    out = tmp_path / "out"
+    chosen = list(members)
+    if case == "one member":
+        chosen, message = chosen[:1], "an ensemble needs at least two members"
+    elif case == "labels differ":
+        chosen[1] = Path(shutil.copytree(members[1], tmp_path / "reordered"))
+        manifest = json.loads((chosen[1] / "manifest.json").read_text())
+        manifest["labels"] = manifest["labels"][::-1]
+        (chosen[1] / "manifest.json").write_text(json.dumps(manifest))
+        message = "members must predict the same labels in the same order; reordered differs"
+    else:
+        out, message = fitted, "exists and is not empty; pass --force"
+    before = sorted((p, p.stat().st_mtime_ns) for p in fitted.parent.rglob("*"))
+    args = ["ensemble", *chosen, "--data", tiny_data["val"], "--output", out]
+    assert run_cli([*args, "--text-column", "TEXT", "--label-column", "Label"]) == 2
+    assert message in _error(capsys.readouterr().err)
+    assert case == "output exists" or not out.exists()
+    assert sorted((p, p.stat().st_mtime_ns) for p in fitted.parent.rglob("*")) == before
 
 
 def test_macro_f1_matches_scikit_learn() -> None:
