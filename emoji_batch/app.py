@@ -9,7 +9,6 @@ box, so a link can show a prediction. Importing the module only defines the func
 import argparse
 import dataclasses
 import html
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from emoji_batch.bundle import MANIFEST, find_models, resolve_model
+from emoji_batch.bundle import find_models, resolve_model
 from emoji_batch.errors import EmojiBatchError, InputError
 from emoji_batch.loading import AnyPredictor, load_predictor
-from emoji_batch.position import KIND as POSITION_KIND
+from emoji_batch.manifests import POSITION, manifest_kind
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.scoring import ScoreSummary, score_file
 from emoji_batch.tweet import TweetPrediction, predict_tweets
@@ -70,11 +69,7 @@ def scoring_models(models_dir: Path | None) -> list[Choice]:
     show their name; others also their directory, so namesakes stay apart."""
     choices = []
     for found in find_models(models_dir):
-        try:
-            manifest = json.loads((found.path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(manifest, dict) or manifest.get("kind") == POSITION_KIND:
+        if manifest_kind(found.path) in (None, POSITION):
             continue
         label = found.name if found.shipped else f"{found.name} ({found.path.parent})"
         choices.append(Choice(label, found.path))

@@ -22,13 +22,10 @@ from emoji_batch.cleaning import CLEANING_VERSION
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
+from emoji_batch.manifests import CLASSIFIER, MANIFEST, read_manifest_json
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-# The manifest kind of emoji_batch.position's bundles (kept here so that listing and
-# loading models can tell them apart without importing that module).
-POSITION_KIND = "emoji_position"
 DEFAULT_MODEL = "ngram_linear"
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
@@ -73,18 +70,8 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> "Manifest":
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ModelError(
-                f"{where}: bundle format version {version!r} is not supported "
-                f"(this emoji-batch reads version {FORMAT_VERSION})"
-            )
-        cleaning = data.get("cleaning_version")
-        if cleaning != CLEANING_VERSION:
-            raise ModelError(
-                f"{where}: bundle was trained with cleaning version {cleaning!r}, "
-                f"this emoji-batch implements {CLEANING_VERSION!r}"
-            )
+        """Fields of a manifest :func:`read_manifest` has checked (kind and versions)."""
+        version, cleaning = data["format_version"], data["cleaning_version"]
         try:
             return cls(
                 architecture=data["architecture"],
@@ -147,31 +134,8 @@ def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:
 
 
 def read_manifest(directory: Path) -> Manifest:
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise ModelError(f"{directory} is not a model bundle (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: manifest must be a JSON object")
-    if data.get("kind") == POSITION_KIND:
-        raise ModelError(
-            f"{directory} is an emoji-position bundle (what `predict` and `score --insert` "
-            "use to place the emoji), not a model that predicts emoji"
-        )
+    data = read_manifest_json(directory, CLASSIFIER, FORMAT_VERSION, CLEANING_VERSION)
     return Manifest.from_json(data, directory)
-
-
-def bundle_kind(directory: Path) -> str | None:
-    """The manifest's ``kind`` (``emoji_position``, ``ensemble``), None for a classifier
-    bundle or an unreadable manifest."""
-    try:
-        kind = json.loads((directory / MANIFEST).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return kind if isinstance(kind, str) else None
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:

@@ -23,10 +23,8 @@ import numpy as np
 
 from emoji_batch import __version__
 from emoji_batch.bundle import (
-    MANIFEST,
     Bundle,
     bundle_files,
-    bundle_kind,
     check_new_bundle_dir,
     load_bundle,
 )
@@ -37,6 +35,7 @@ from emoji_batch.errors import InputError, ModelError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
+from emoji_batch.manifests import ENSEMBLE, MANIFEST, manifest_kind, read_manifest_json
 from emoji_batch.predict import (
     PRIOR_POWERS,
     REDUCED,
@@ -48,7 +47,7 @@ from emoji_batch.predict import (
 
 log = logging.getLogger(__name__)
 
-KIND = "ensemble"
+KIND = ENSEMBLE
 FORMAT_VERSION = 1
 Mixing = Literal["log_linear", "linear"]
 MIXINGS: tuple[Mixing, ...] = ("log_linear", "linear")
@@ -59,7 +58,7 @@ FOLDS = 2
 
 def is_ensemble(directory: Path) -> bool:
     """Whether ``directory`` holds an ensemble bundle (its manifest says ``kind``)."""
-    return bundle_kind(directory) == KIND
+    return manifest_kind(directory) == KIND
 
 
 @dataclass(frozen=True)
@@ -160,21 +159,8 @@ def _label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
 def load_ensemble(directory: Path) -> Ensemble:
     """Load the members named by the manifest, refusing any that moved or changed."""
     path = directory / MANIFEST
+    data = read_manifest_json(directory, KIND, FORMAT_VERSION, CLEANING_VERSION)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("kind") != KIND:
-            raise ModelError(f"{directory} is not an ensemble bundle")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ModelError(
-                f"{directory}: ensemble format version {data.get('format_version')!r} is not "
-                f"supported (this emoji-batch reads version {FORMAT_VERSION})"
-            )
-        if data.get("cleaning_version") != CLEANING_VERSION:
-            raise ModelError(
-                f"{directory}: ensemble was fitted with cleaning version "
-                f"{data.get('cleaning_version')!r}, this emoji-batch implements "
-                f"{CLEANING_VERSION!r}"
-            )
         specs = data["members"]
         mix = Mix(
             tuple(float(m["weight"]) for m in specs),

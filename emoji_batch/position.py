@@ -27,12 +27,12 @@ import numpy as np
 
 from emoji_batch import __version__
 from emoji_batch.errors import InputError, ModelError
+from emoji_batch.manifests import MANIFEST, POSITION, read_json_object, read_manifest_json
 
-KIND = "emoji_position"
+KIND = POSITION
 FORMAT_VERSION = 1
 # What gap_features computes; bump it with any change, as bundles store weights by name.
 FEATURES_VERSION = 1
-MANIFEST = "manifest.json"
 WEIGHTS = "weights.json"
 SHIPPED_NAME = "emoji_position"
 
@@ -283,37 +283,18 @@ class PositionModel:
     @classmethod
     def load(cls, directory: Path) -> "PositionModel":
         directory = Path(directory)
-        manifest = _read_json(directory / MANIFEST, directory)
-        if manifest.get("kind") != KIND:
-            raise ModelError(f"{directory} is not an {KIND} bundle (kind {manifest.get('kind')!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ModelError(
-                f"{directory}: {KIND} format version {manifest.get('format_version')!r} is not "
-                f"supported (this emoji-batch reads version {FORMAT_VERSION})"
-            )
+        manifest = read_manifest_json(directory, KIND, FORMAT_VERSION)
         if manifest.get("features_version") != FEATURES_VERSION:
             raise ModelError(
                 f"{directory}: gap features version {manifest.get('features_version')!r}, "
                 f"this emoji-batch computes version {FEATURES_VERSION}"
             )
-        data = _read_json(directory / WEIGHTS, directory)
+        data = read_json_object(directory / WEIGHTS)
         try:
             weights = {str(f): float(v) for f, v in data["weights"].items()}
             return cls(weights, float(data["intercept"]), manifest)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{directory}: malformed {WEIGHTS} ({exc!r})") from exc
-
-
-def _read_json(path: Path, directory: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelError(f"{directory} is not an {KIND} bundle (no {path.name})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: must be a JSON object")
-    return data
 
 
 def load_position_model(

@@ -183,7 +183,7 @@ def test_fit_on_several_files_is_fit_on_their_concatenation(
 
 
 def test_load_refuses_other_bundles(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="not an emoji_position bundle"):
+    with pytest.raises(ModelError, match="predicts emoji, not an emoji-position bundle"):
         PositionModel.load(shipped_models_dir() / "ngram_linear")
     with pytest.raises(ModelError, match=r"no manifest\.json"):
         PositionModel.load(tmp_path)
@@ -238,9 +238,3 @@ def test_train_cli_refuses_classifier_options(
     assert not (tmp_path / "b").exists()
 
 
-def test_bundle_module_knows_the_position_kind() -> None:
-    """bundle.py tells position bundles apart without importing this module (polars-free
-    start-up), so the two spellings of the kind must agree."""
-    from emoji_batch.bundle import POSITION_KIND
-
-    assert POSITION_KIND == KIND

@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-from emoji_batch.bundle import POSITION_KIND, bundle_kind, resolve_model
+from emoji_batch.bundle import resolve_model
 from emoji_batch.cli._options import DebugOption, ModelOption, ModelsDirOption
 from emoji_batch.errors import InputError, ModelError, Stopped
+from emoji_batch.manifests import POSITION, manifest_kind
 
 PAGE = Path(__file__).resolve().parent.parent / "app.py"
 # The upload bound the server enforces and the page states: scoring big files is `score`'s job.
@@ -75,7 +76,7 @@ def app_cli(
         raise InputError('the demo page needs streamlit: pip install "emoji-batch[app]"')
     # An unknown model, or one that does not score tweets, fails here, not in the browser.
     path = resolve_model(model, models_dir)
-    if bundle_kind(path) == POSITION_KIND:
+    if manifest_kind(path) == POSITION:
         raise ModelError(
             f"{path.name} places emoji in a tweet, it does not predict them: --model takes "
             "a bundle that scores tweets (see `emoji-batch models list`); the page uses the "

@@ -1,6 +1,5 @@
 """``emoji-batch models list``: the bundles that ``--model NAME`` can find."""
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -8,16 +7,14 @@ import typer
 
 from emoji_batch.bundle import (
     DEFAULT_MODEL,
-    MANIFEST,
-    POSITION_KIND,
     FoundModel,
-    bundle_kind,
     find_models,
     read_manifest,
 )
 from emoji_batch.cli._options import DebugOption, ModelsDirOption
 from emoji_batch.ensemble import is_ensemble
 from emoji_batch.errors import ModelError
+from emoji_batch.manifests import MANIFEST, POSITION, manifest_kind, read_json_object
 
 app = typer.Typer(help="Inspect available model bundles.", no_args_is_help=True)
 
@@ -33,10 +30,7 @@ def _header(bundle: FoundModel, clash: bool) -> str:
 
 
 def _manifest(path: Path) -> dict[str, Any]:
-    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict):
-        raise ModelError("its manifest is not a JSON object")
-    return manifest
+    return read_json_object(path / MANIFEST)
 
 
 def _describe_ensemble(path: Path) -> list[str]:
@@ -98,7 +92,7 @@ def _describe(path: Path) -> list[str]:
     """The lines that describe the bundle at ``path``; ModelError says why it is unusable."""
     if is_ensemble(path):
         describe = _describe_ensemble
-    elif bundle_kind(path) == POSITION_KIND:
+    elif manifest_kind(path) == POSITION:
         describe = _describe_position
     else:
         describe = _describe_classifier

@@ -1,0 +1,79 @@
+"""One reader for every bundle's ``manifest.json``: classifier, ensemble and position.
+
+Each kind of bundle is a directory whose manifest says what it is (``kind``; classifier
+manifests predate the key and have none) and which format it is written in. Reading,
+requiring a JSON object, checking the kind, the format version and the cleaning version,
+and turning every failure into one :class:`ModelError` happen here, once. Only the
+standard library is imported, so the light paths (the position model, ``models list``)
+stay light.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from emoji_batch.errors import ModelError
+
+MANIFEST = "manifest.json"
+CLASSIFIER = "classifier"
+ENSEMBLE = "ensemble"
+POSITION = "emoji_position"
+
+_WHAT = {
+    CLASSIFIER: "a model that predicts emoji",
+    ENSEMBLE: "an ensemble bundle",
+    POSITION: (
+        "an emoji-position bundle (what `predict` and `score --insert` use to place the emoji)"
+    ),
+}
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a missing or unreadable file, or one that holds
+    anything but an object, is a :class:`ModelError` naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{path.parent} is not a model bundle (no {path.name})") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def manifest_kind(directory: Path) -> str | None:
+    """What the bundle in ``directory`` is (``CLASSIFIER``, ``ENSEMBLE``, ``POSITION`` or
+    another kind's name), or None if its manifest cannot be read."""
+    try:
+        kind = read_json_object(directory / MANIFEST).get("kind", CLASSIFIER)
+    except ModelError:
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def read_manifest_json(
+    directory: Path,
+    kind: str,
+    format_version: int,
+    cleaning_version: str | None = None,
+) -> dict[str, Any]:
+    """The manifest of the ``kind`` bundle in ``directory``, checked: a JSON object of
+    that kind, in ``format_version``, and (when given) fitted with ``cleaning_version``."""
+    data = read_json_object(directory / MANIFEST)
+    found = data.get("kind", CLASSIFIER)
+    if found != kind:
+        what = _WHAT.get(found, f"a bundle of kind {found!r}")
+        raise ModelError(f"{directory} is {what}, not {_WHAT.get(kind, kind)}")
+    version = data.get("format_version")
+    if version != format_version:
+        raise ModelError(
+            f"{directory}: {kind} format version {version!r} is not supported "
+            f"(this emoji-batch reads version {format_version})"
+        )
+    if cleaning_version is not None and data.get("cleaning_version") != cleaning_version:
+        raise ModelError(
+            f"{directory}: {kind} was trained with cleaning version "
+            f"{data.get('cleaning_version')!r}, this emoji-batch implements {cleaning_version!r}"
+        )
+    return data
