@@ -48,9 +48,9 @@ def same(a: object, b: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fast_predictor(tiny_bundle: Path) -> Iterator[Predictor]:
+def fast_predictor(tiny_cnn: Path) -> Iterator[Predictor]:
     """The tiny model loaded once: ``score_file`` would load it again for every example."""
-    predictor = Predictor(load_bundle(tiny_bundle), batch_size=7)
+    predictor = Predictor(load_bundle(tiny_cnn), batch_size=7)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scoring, "load_predictor", lambda *args, **kwargs: predictor)
         yield predictor

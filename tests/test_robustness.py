@@ -33,7 +33,7 @@ def scored_csv(path: Path) -> pl.DataFrame:
 # --- bad rows: kept in place, null predictions, a reason in score_error ----------------
 
 
-def test_bad_csv_rows_are_kept_and_explained(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_bad_csv_rows_are_kept_and_explained(tiny_cnn: Path, tmp_path: Path) -> None:
     long_text = "love " * 200_000  # 1 MB
     raw = (
         b"\xef\xbb\xbfid,text\r\n"  # UTF-8 BOM and CRLF line endings
@@ -49,7 +49,7 @@ def test_bad_csv_rows_are_kept_and_explained(tiny_bundle: Path, tmp_path: Path) 
     inp = tmp_path / "bad.csv"
     inp.write_bytes(raw)
     out = tmp_path / "bad.scored.csv"
-    assert score([inp, "--model", tiny_bundle]) == 0
+    assert score([inp, "--model", tiny_cnn]) == 0
     result = scored_csv(out)
     assert result["id"].to_list() == [str(i) for i in range(1, 9)]
     assert result["text"][0] == 'two\r\nlines, "quoted"'
@@ -90,11 +90,11 @@ def test_bad_csv_rows_are_kept_and_explained(tiny_bundle: Path, tmp_path: Path) 
     ],
 )
 def test_non_string_parquet_text(
-    tiny_bundle: Path, tmp_path: Path, column: pa.Array, reason: list[str]
+    tiny_cnn: Path, tmp_path: Path, column: pa.Array, reason: list[str]
 ) -> None:
     inp = tmp_path / "typed.parquet"
     pq.write_table(pa.table({"id": [1, 2, 3], "text": column}), inp)
-    assert score([inp, "--model", tiny_bundle]) == 0
+    assert score([inp, "--model", tiny_cnn]) == 0
     result = pl.read_parquet(tmp_path / "typed.scored.parquet")
     assert result["score_error"].to_list() == reason
     assert result["emoji_1"].null_count() == 3
@@ -123,7 +123,7 @@ def write(path: Path, data: bytes) -> Path:
     ],
 )
 def test_bad_files_fail_cleanly(
-    tiny_bundle: Path,
+    tiny_cnn: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     name: str,
@@ -132,7 +132,7 @@ def test_bad_files_fail_cleanly(
 ) -> None:
     inp = write(tmp_path / name, data)
     out = tmp_path / "out.csv"
-    assert score([inp, "-o", out, "--model", tiny_bundle]) == 2
+    assert score([inp, "-o", out, "--model", tiny_cnn]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -146,9 +146,9 @@ def test_directory_instead_of_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "is a directory" in capsys.readouterr().err
 
 
-def test_header_only_gives_header_only_output(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_header_only_gives_header_only_output(tiny_cnn: Path, tmp_path: Path) -> None:
     inp = write(tmp_path / "h.csv", b"id,text\n")
-    assert score([inp, "--model", tiny_bundle]) == 0
+    assert score([inp, "--model", tiny_cnn]) == 0
     result = scored_csv(tmp_path / "h.scored.csv")
     assert result.height == 0 and result.columns[:2] == ["id", "text"]
 
@@ -162,7 +162,7 @@ def test_debug_prints_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_malicious_pickle_is_never_loaded(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     marker = tmp_path / "pwned"
 
@@ -171,7 +171,7 @@ def test_malicious_pickle_is_never_loaded(
             return (Path.touch, (marker,))
 
     bundle = tmp_path / "evil"
-    shutil.copytree(tiny_bundle, bundle)
+    shutil.copytree(tiny_cnn, bundle)
     (bundle / "weights.pkl").write_bytes(pickle.dumps(Exploit()))
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["files"]["weights"] = "weights.pkl"
@@ -183,10 +183,10 @@ def test_malicious_pickle_is_never_loaded(
 
 
 def test_keras_lambda_config_is_refused(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bundle = tmp_path / "lambda"
-    shutil.copytree(tiny_bundle, bundle)
+    shutil.copytree(tiny_cnn, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["architecture"] = "Lambda"
     manifest["config"] = {"class_name": "Lambda", "config": {"function": "os.system('x')"}}
@@ -221,19 +221,19 @@ def test_weights_that_do_not_match_the_labels_are_refused_by_every_runtime(
 
 
 def test_second_writer_is_locked_out(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "locked.csv"
     with output_lock(out):
-        assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 3
+        assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn]) == 3
     assert "another emoji-batch run is writing" in capsys.readouterr().err
     assert not out.exists()
-    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 0
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn]) == 0
 
 
-def test_json_logs(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_logs(tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "j.csv"
-    args = [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle, "--log-format", "json"]
+    args = [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn, "--log-format", "json"]
     assert score(args) == 0
     events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     assert [e["event"] for e in events] == ["start", "summary"]
@@ -258,18 +258,18 @@ def cli(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
     )
 
 
-def test_stdin_to_stdout_pipeline(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_stdin_to_stdout_pipeline(tiny_cnn: Path, tmp_path: Path) -> None:
     data = (SAMPLE / "tweets.csv").read_bytes()
-    piped = cli("score", "-", "-o", "-", "--model", tiny_bundle, input=data)
+    piped = cli("score", "-", "-o", "-", "--model", tiny_cnn, input=data)
     assert piped.returncode == 0, piped.stderr.decode()
-    assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "file.csv", "--model", tiny_bundle]) == 0
+    assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "file.csv", "--model", tiny_cnn]) == 0
     assert piped.stdout == (tmp_path / "file.csv").read_bytes()
 
 
-def test_jsonl_stdin(tiny_bundle: Path) -> None:
+def test_jsonl_stdin(tiny_cnn: Path) -> None:
     lines = b'{"id": 1, "text": "merry christmas"}\n{"id": 2, "text": null}\n'
     piped = cli(
-        "score", "-", "-o", "-", "--input-format", "jsonl", "--model", tiny_bundle, input=lines
+        "score", "-", "-o", "-", "--input-format", "jsonl", "--model", tiny_cnn, input=lines
     )
     assert piped.returncode == 0, piped.stderr.decode()
     rows = [json.loads(line) for line in piped.stdout.splitlines()]
@@ -287,7 +287,7 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_killed_run_resumes_to_identical_output(
-    tiny_bundle: Path, big_csv: Path, tmp_path: Path
+    tiny_cnn: Path, big_csv: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "resumed.csv"
     args = [
@@ -296,7 +296,7 @@ def test_killed_run_resumes_to_identical_output(
         "-o",
         out,
         "--model",
-        tiny_bundle,
+        tiny_cnn,
         "--resume",
         "--chunk-rows",
         500,
@@ -324,14 +324,13 @@ def test_killed_run_resumes_to_identical_output(
 
     clean = tmp_path / "clean.csv"
     assert (
-        cli("score", big_csv, "-o", clean, "--model", tiny_bundle, "--chunk-rows", 500).returncode
-        == 0
+        cli("score", big_csv, "-o", clean, "--model", tiny_cnn, "--chunk-rows", 500).returncode == 0
     )
     assert out.read_bytes() == clean.read_bytes()
 
 
 def test_resume_refuses_changed_input(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inp = tmp_path / "in.csv"
     shutil.copy(SAMPLE / "tweets.csv", inp)
@@ -339,6 +338,6 @@ def test_resume_refuses_changed_input(
     journal = tmp_path / ".o.csv.resume"
     journal.mkdir()
     (journal / "journal.json").write_text(json.dumps({"input": {}, "model": "", "options": {}}))
-    assert score([inp, "-o", out, "--model", tiny_bundle, "--resume"]) == 2
+    assert score([inp, "-o", out, "--model", tiny_cnn, "--resume"]) == 2
     assert "input, model, options changed" in capsys.readouterr().err
     assert not out.exists()

@@ -31,53 +31,53 @@ def check_scored(inp: pl.DataFrame, out: pl.DataFrame, k: int = 3) -> None:
     assert ok["emoji_1"].null_count() == 0
 
 
-def test_score_csv(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_score_csv(tiny_cnn: Path, tmp_path: Path) -> None:
     out = tmp_path / "tweets.scored.csv"
-    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 0
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn]) == 0
     inp = pl.read_csv(SAMPLE / "tweets.csv", infer_schema=False)
     result = pl.read_csv(out, infer_schema=False)
     check_scored(inp, result.with_columns(pl.col("^prob_.*$").cast(pl.Float64)))
     assert set(result["emoji_1"].drop_nulls()) <= {"❤", "🎄", "😂"}
 
 
-def test_score_parquet_keeps_types(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_score_parquet_keeps_types(tiny_cnn: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.parquet"
-    assert score([SAMPLE / "tweets.parquet", "-o", out, "--model", tiny_bundle, "--top-k", 2]) == 0
+    assert score([SAMPLE / "tweets.parquet", "-o", out, "--model", tiny_cnn, "--top-k", 2]) == 0
     inp = pl.read_parquet(SAMPLE / "tweets.parquet")
     result = pl.read_parquet(out)
     check_scored(inp, result, k=2)
     assert result.schema["id"] == pl.Int64
 
 
-def test_csv_in_parquet_out(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_csv_in_parquet_out(tiny_cnn: Path, tmp_path: Path) -> None:
     out = tmp_path / "from_csv.parquet"
-    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]) == 0
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn]) == 0
     assert pq.read_metadata(out).num_rows == pl.read_csv(SAMPLE / "tweets.csv").height
 
 
-def test_default_output_name(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_default_output_name(tiny_cnn: Path, tmp_path: Path) -> None:
     inp = tmp_path / "batch.parquet"
     pq.write_table(pa.table({"id": [1, 2], "TEXT": ["merry christmas", "lol"]}), inp)
-    assert score([inp, "--model", tiny_bundle]) == 0
+    assert score([inp, "--model", tiny_cnn]) == 0
     assert (tmp_path / "batch.scored.parquet").exists()
 
 
-def test_empty_and_missing_text_rows_are_kept_with_error(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_empty_and_missing_text_rows_are_kept_with_error(tiny_cnn: Path, tmp_path: Path) -> None:
     inp = tmp_path / "holes.parquet"
     pq.write_table(pa.table({"text": ["i love you", None, "   ", "lol"]}), inp)
     out = tmp_path / "holes.scored.parquet"
-    assert score([inp, "--model", tiny_bundle]) == 0
+    assert score([inp, "--model", tiny_cnn]) == 0
     result = pl.read_parquet(out)
     assert result["score_error"].to_list() == [None, "missing text", "empty text", None]
     assert result["emoji_1"].is_null().to_list() == [False, True, True, False]
     assert result["prob_1"].is_null().to_list() == [False, True, True, False]
 
 
-def test_chunk_size_does_not_change_output(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_chunk_size_does_not_change_output(tiny_cnn: Path, tmp_path: Path) -> None:
     outs = []
     for rows in (7, 1000):
         out = tmp_path / f"chunks_{rows}.parquet"
-        args = [SAMPLE / "tweets.parquet", "-o", out, "--model", tiny_bundle]
+        args = [SAMPLE / "tweets.parquet", "-o", out, "--model", tiny_cnn]
         assert score([*args, "--chunk-rows", rows, "--batch-size", 5]) == 0
         outs.append(pl.read_parquet(out))
     a, b = outs
@@ -90,12 +90,10 @@ def test_chunk_size_does_not_change_output(tiny_bundle: Path, tmp_path: Path) ->
 
 
 def test_missing_text_column_lists_columns(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "never.csv"
-    code = score(
-        [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle, "--text-column", "body"]
-    )
+    code = score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn, "--text-column", "body"])
     assert code == 2
     err = capsys.readouterr().err
     assert "'body' not found" in err and "id, text, lang, created_at" in err
@@ -103,11 +101,11 @@ def test_missing_text_column_lists_columns(
 
 
 def test_refuses_to_overwrite_without_force(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "exists.csv"
     out.write_text("precious\n")
-    args = [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle]
+    args = [SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn]
     assert score(args) == 2
     assert "--force" in capsys.readouterr().err
     assert out.read_text() == "precious\n"
@@ -156,10 +154,10 @@ def test_gpu_asked_for_but_absent(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_quiet_prints_nothing(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "q.csv"
-    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_bundle, "--quiet"]) == 0
+    assert score([SAMPLE / "tweets.csv", "-o", out, "--model", tiny_cnn, "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     assert out.exists()
