@@ -37,6 +37,31 @@ def test_shipped_bert_is_whole_and_small(bundle_dir: Path) -> None:
     assert size <= MAX_MB * 1e6
 
 
+@pytest.mark.skipif(not (DATA / "Val.csv").is_file(), reason="needs the TweetEval Val.csv")
+def test_shipped_bert_measures_near_its_recorded_val_macro_f1(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    """Measured, not read: every 5th Val row (1,000), scored in fp32, gives a macro-F1
+    within sampling error of the recorded one on all 5,000 (a model with shuffled labels
+    or broken weights scores ~5)."""
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    val = pl.read_csv(DATA / "Val.csv", infer_schema=False).gather_every(5)
+    sample = tmp_path / "val_every_5th.csv"
+    val.write_csv(sample)
+    report = evaluate_file(
+        sample,
+        model=str(bundle_dir),
+        precision="fp32",
+        device="cpu",
+        text_column="TEXT",
+        label_column="Label",
+    )
+    assert report.rows == 1000
+    measured = 100 * report.macro_f1
+    assert abs(measured - manifest["metrics"]["macro_f1"]) <= 3, measured
+    assert measured >= 24
+
+
 def test_shipped_bert_int8_agrees_with_fp32_on_real_tweets(bundle_dir: Path) -> None:
     texts = pl.read_csv(ROOT / "sample_data" / "tweets.csv", infer_schema=False)["text"]
     texts = [t for t in texts.to_list() if t and t.strip()][:120]
