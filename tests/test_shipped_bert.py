@@ -37,7 +37,6 @@ def test_shipped_bert_is_whole_and_small(bundle_dir: Path) -> None:
     assert size <= MAX_MB * 1e6
 
 
-@pytest.mark.skipif(not (DATA / "Val.csv").is_file(), reason="needs the TweetEval Val.csv")
 def test_shipped_bert_measures_near_its_recorded_val_macro_f1(
     bundle_dir: Path, tmp_path: Path
 ) -> None:
