@@ -60,10 +60,9 @@ def convert_once(int8_flat: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(quantize, "convert_int8", lambda model: int8_flat)
 
 
-# _tiny_margins: the tiny BERT's emoji are often near-ties, so a large share of its rows
-# can fall back to fp32 (how large depends on its random weights); the CLI tests check
-# what is recorded and used, and lift the share limit so the result does not hinge on
-# that. The agreement test above holds the tiny model to the real limits.
+# The tiny BERT's emoji are often near-ties: on the check rows about 13% of them fall
+# back to fp32 for int8 and 5% for bf16 (seeded weights; the int8 share moves a little
+# between CPUs), under the real 25% limit, which every test here keeps.
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +181,6 @@ def test_quantize_cli_records_checked_precisions(
     monkeypatch,
     capsys,
 ) -> None:
-    monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
     args = ["quantize", fresh_bundle, "--data", check_data, "--text-column", "TEXT"]
     args += ["--label-column", "Label"]
     assert run_cli([*args, "--check"]) == 2  # nothing recorded to re-check yet
@@ -196,9 +194,8 @@ def test_quantize_cli_records_checked_precisions(
         assert check["precision"] == name
         assert check["rows"] == 2000 and check["top1_agreement"] >= quantize.MIN_AGREEMENT
         assert abs(check["macro_f1"] - check["fp32_macro_f1"]) <= quantize.MAX_F1_CHANGE
-        assert 0 <= check["fallback_share"] < 1
-    # The recorded share is what falls under the recorded margin (the limit itself is
-    # lifted here, see _tiny_margins; test_too_many_fallback_rows_fail_the_check holds it).
+        assert check["fallback_share"] <= quantize.MAX_FALLBACK_SHARE == 0.25
+    # The recorded share is what falls under the recorded margin.
     int8 = manifest["precisions"]["int8"]
     share = np.mean(int8_margins < int8["fallback_margin"])
     assert int8["fallback_share"] == round(float(share), 4), share
@@ -317,7 +314,6 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_score_precision_option(
     fresh_bundle: Path, check_data: Path, tmp_path: Path, convert_once: None, capsys, monkeypatch
 ) -> None:
-    monkeypatch.setattr(quantize, "MAX_FALLBACK_SHARE", 1.0)  # see _tiny_margins
     data = write_labelled(tmp_path / "in.csv", make_rows(50, 3))
     base = ["score", data, "--model", fresh_bundle, "--text-column", "TEXT", "--force"]
     base += ["--device", "cpu"]  # int8 runs on the CPU only: hold on a GPU machine too
