@@ -88,7 +88,7 @@ def test_float16_bundle_reproduces_its_recorded_metrics(
 def test_killed_run_resumes_from_its_last_epoch(
     tiny_data: dict[str, Path], tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Killed after its second epoch and resumed, a run ends where the same run, never
+    """Killed after its first epoch and resumed, a run ends where the same run, never
     interrupted, ends: same history and the same model. Dropout is off (in the encoder's
     config and the head), so nothing random is left but the seeded batch order, which a
     resumed run replays."""
@@ -103,7 +103,7 @@ def test_killed_run_resumes_from_its_last_epoch(
             tiny_data,
             out,
             "--max-epochs",
-            3,
+            2,
             "--batch-size",
             32,
             "--patience",
@@ -127,23 +127,23 @@ def test_killed_run_resumes_from_its_last_epoch(
     def save_then_die(self: TrainingCheckpoints, *a: object, **k: object) -> None:
         save(self, *a, **k)
         calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # killed after the second epoch's checkpoint
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # killed after the first epoch's checkpoint
 
     monkeypatch.setattr(TrainingCheckpoints, "save", save_then_die)
     assert run_cli(args(out)) == 130
     monkeypatch.setattr(TrainingCheckpoints, "save", save)
     scratch = tmp_path / ".bert.train"
     state = json.loads((scratch / "state.json").read_text())["state"]
-    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert state["epoch"] == 1 and len(state["history"]) == 1
     assert not out.exists()
 
     # Another run's options may not continue these checkpoints.
     assert run_cli([*args(out), "--resume", "--label-smoothing", 0.2]) == 2
     assert run_cli([*args(out), "--resume"]) == 0
     history = json.loads((out / "history.json").read_text())
-    assert len(history) == 3
-    assert history[:2] == state["history"]  # the first two epochs were not trained again
+    assert len(history) == 2
+    assert history[:1] == state["history"]  # the first epoch was not trained again
     assert not scratch.exists()
 
     expected = json.loads((whole / "history.json").read_text())
