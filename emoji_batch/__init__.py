@@ -23,6 +23,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _PUBLIC = {
     "Model": "emoji_batch.api",
+    "ScoreOptions": "emoji_batch.options",
     "load": "emoji_batch.api",
     "score_frame": "emoji_batch.api",
     "score_file": "emoji_batch.scoring",

@@ -19,9 +19,10 @@ from emoji_batch.errors import InputError
 from emoji_batch.fileio import find_column
 from emoji_batch.labels import Label
 from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.predict import PrecisionChoice
-from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, output_schema, prepare_chunk, score_table
+from emoji_batch.scoring import output_schema, prepare_chunk, score_table
 from emoji_batch.tweet import TweetPrediction, predict_tweets
 
 Frame = TypeVar("Frame")
@@ -120,46 +121,43 @@ def _from_arrow(table: pa.Table, kind: str) -> Any:
 
 def score_frame(
     frame: Frame,
+    options: ScoreOptions | None = None,
     *,
-    text_column: str = "text",
-    model: str | Path | Model | None = None,
-    top_k: int = 3,
-    insert: bool = False,
-    models_dir: Path | None = None,
-    device: DeviceChoice = "auto",
-    precision: PrecisionChoice = "auto",
-    batch_size: int | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    model: "str | Path | Model | None" = None,
+    **settings: Any,
 ) -> Frame:
     """``frame`` with the columns ``score`` appends (``emoji_1..k``, ``prob_1..k``,
     ``score_error``, with ``insert`` ``text_with_emoji``), as the same type.
 
-    ``model`` is a loaded :class:`Model` (reused: nothing is loaded again) or what
-    :func:`load` takes. pandas is accepted where installed; it is not a dependency.
+    ``options`` or keyword ``settings`` (any :class:`ScoreOptions` field: ``text_column=``,
+    ``top_k=`` (default 3), ``insert=``, ``device=``, ``precision=``, ``chunk_rows=``, ...)
+    say how, as for ``score``. ``model`` is a loaded :class:`Model` (reused: nothing is
+    loaded again) or what :func:`load` takes. pandas is accepted where installed; it is
+    not a dependency.
     """
-    if top_k < 1:
-        raise InputError("top_k must be at least 1")
-    if chunk_rows < 1:
-        raise InputError("chunk_rows must be at least 1")
-    table, kind = _to_arrow(frame)
-    text_col = find_column(table.column_names, text_column, "text")
-    loaded = (
-        model
-        if isinstance(model, Model)
-        else load(
-            model,
-            models_dir=models_dir,
-            device=device,
-            precision=precision,
-            batch_size=batch_size,
+    if isinstance(model, Model):
+        options = ScoreOptions.of(options, settings)
+        loaded = model
+    else:
+        if model is not None:
+            settings["model"] = str(model)
+        options = ScoreOptions.of(options, settings)
+        loaded = load(
+            options.model,
+            models_dir=options.models_dir,
+            device=options.device,
+            precision=options.precision,
+            batch_size=options.batch_size,
         )
-    )
-    k = min(top_k, loaded.predictor.n_labels)
-    schema = output_schema(table.schema, k, insert)
-    placer = loaded.placer if insert else None
+    table, kind = _to_arrow(frame)
+    text_col = find_column(table.column_names, options.text_column, "text")
+    k = min(options.top_k, loaded.predictor.n_labels)
+    schema = output_schema(table.schema, k, options.insert)
+    placer = loaded.placer if options.insert else None
+    step = options.chunk_rows
     parts = [
-        score_table(table.slice(start, chunk_rows), text_col, loaded.predictor, k, placer)
-        for start in range(0, table.num_rows, chunk_rows)
+        score_table(table.slice(start, step), text_col, loaded.predictor, k, placer)
+        for start in range(0, table.num_rows, step)
     ]
     scored = pa.concat_tables(parts) if parts else schema.empty_table()
     return _from_arrow(scored, kind)

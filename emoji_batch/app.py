@@ -22,6 +22,7 @@ from emoji_batch.bundle import find_models, resolve_model
 from emoji_batch.errors import EmojiBatchError, InputError
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.manifests import POSITION, manifest_kind
+from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.scoring import ScoreSummary, score_file
 from emoji_batch.tweet import TweetPrediction, predict_tweets
@@ -109,16 +110,14 @@ def score_upload(
         source, target = Path(tmp) / f"upload{suffix}", Path(tmp) / f"scored{suffix}"
         source.write_bytes(data)
         try:
-            summary = score_file(
-                source,
-                target,
+            options = ScoreOptions(
                 model=model,
                 models_dir=models_dir,
                 text_column=text_column,
-                top_k_labels=FILE_TOP_K,
+                top_k=FILE_TOP_K,
                 insert=True,
-                progress=False,
             )
+            summary = score_file(source, target, options, progress=False)
         except EmojiBatchError as exc:  # it names our temporary file: name the upload
             message = str(exc).replace(str(source), name).replace(str(target), scored_name(name))
             raise type(exc)(message.replace(tmp, "")) from exc

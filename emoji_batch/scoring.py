@@ -43,6 +43,7 @@ from emoji_batch.fileio import (
     is_text_type,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, insert_emoji, load_position_model
 from emoji_batch.predict import PrecisionChoice, top_k
 from emoji_batch.resume import Journal, input_fingerprint
@@ -63,7 +64,6 @@ ERROR_COLUMN = "score_error"
 # score_error (and predict's error) of a text whose bytes were not UTF-8.
 INVALID_UTF8_REASON = "invalid UTF-8 in row"
 INSERT_COLUMN = "text_with_emoji"
-DEFAULT_CHUNK_ROWS = 50_000
 
 
 @dataclass
@@ -338,141 +338,195 @@ def _write_all(
         writer.close()
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where and how a run writes: checked before anything is read or loaded."""
+
+    path: Path
+    format: FileFormat
+    to_stdout: bool
+    force: bool
+
+
+def _check_target(
+    input_path: Path,
+    output_path: Path | None,
+    in_fmt: FileFormat,
+    options: ScoreOptions,
+    force: bool,
+    resume: bool,
+) -> _Target:
+    """OUTPUT (INPUT.scored.SUFFIX by default; ``-`` is stdout) and its format; refuses
+    what cannot work before any input is read."""
+    # The default OUTPUT (INPUT's suffix) and stdout are written in INPUT's format.
+    inherit = output_path is None or is_stdio(output_path)
+    path = output_path or default_output(input_path)
+    to_stdout = is_stdio(path)
+    fmt = detect_format(path, options.output_format or (in_fmt if inherit else None))
+    if resume and (to_stdout or is_stdio(input_path)):
+        raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
+    if to_stdout and fmt == "parquet":
+        raise InputError("stdout output must be csv or jsonl (--output-format)")
+    if not to_stdout:
+        check_output(path, force)
+    return _Target(path, fmt, to_stdout, force)
+
+
+@dataclass
+class _Models:
+    """What scores the chunks: the model, its top-k, the position model and the output
+    schema, loaded once the input's columns are known."""
+
+    predictor: AnyPredictor
+    text_column: str
+    k: int
+    placer: PositionModel | None
+    schema: pa.Schema
+
+
+def _load_models(reader: ChunkReader, target: _Target, options: ScoreOptions) -> _Models:
+    text_col = find_column(reader.schema.names, options.text_column, "text")
+    predictor = load_predictor(
+        options.model, options.models_dir, options.device, options.batch_size, options.precision
+    )
+    k = min(options.top_k, predictor.n_labels)
+    schema = output_schema(reader.schema, k, options.insert)
+    check_writable(schema, target.format)
+    placer = load_position_model(options.models_dir) if options.insert else None
+    return _Models(predictor, text_col, k, placer, schema)
+
+
+def _scored_chunks(chunks: Iterable[pa.Table], models: _Models, bar: tqdm) -> Iterator[pa.Table]:
+    """Each chunk with its emoji columns; the next chunk is read, cleaned and encoded in a
+    worker thread while the model runs on this one."""
+    predictor = models.predictor
+
+    def prepare(chunk: pa.Table) -> PreparedChunk:
+        return prepare_chunk(chunk, models.text_column, predictor)
+
+    for prepared in prefetched(chunks, prepare):
+        table = finish_chunk(prepared, predictor, models.k, models.placer)
+        bar.update(table.num_rows)
+        yield table
+
+
+def _write_through_journal(
+    input_path: Path,
+    target: _Target,
+    reader: ChunkReader,
+    models: _Models,
+    options: ScoreOptions,
+    run: Callable[[Iterable[pa.Table]], Iterator[pa.Table]],
+    bar: tqdm,
+    tally: _Tally,
+    closing: contextlib.ExitStack,
+) -> int:
+    """Score the chunks a killed run did not finish into the journal, then write OUTPUT
+    from the journal's parts; returns how many chunks were resumed."""
+    settings = {
+        "text_column": models.text_column,
+        "top_k": models.k,
+        "insert": options.insert,
+        "chunk_rows": options.chunk_rows,
+        "batch_size": models.predictor.batch_size,
+        "precision": models.predictor.precision,
+        "output_format": target.format,
+    }
+    fingerprint = _run_fingerprint(input_path, models.predictor, models.placer, settings)
+    journal = Journal(target.path, fingerprint)
+    resumed = journal.start()
+    chunks = iter(reader)
+    closing.enter_context(contextlib.closing(chunks))
+    if resumed:
+        logs.emit("resume", f"resuming after {resumed} finished chunks", chunks=resumed)
+        bar.update(sum(c.num_rows for c in itertools.islice(chunks, resumed)))
+    for index, table in enumerate(run(chunks), start=resumed):
+        journal.save(index, table)
+    _write_file(target, models.schema, journal.parts(), tally)
+    journal.remove()
+    return resumed
+
+
+def _write_file(
+    target: _Target, schema: pa.Schema, tables: Iterable[pa.Table], tally: _Tally
+) -> None:
+    """OUTPUT written whole or not at all (a temporary file renamed at the end)."""
+    with atomic_output(target.path, target.force) as tmp:
+        _write_all(tmp, target.format, schema, tables, tally)
+
+
 def score_file(
     input_path: Path,
     output_path: Path | None = None,
+    options: ScoreOptions | None = None,
     *,
-    model: str | None = None,
-    models_dir: Path | None = None,
-    text_column: str = "text",
-    input_format: str | None = None,
-    output_format: str | None = None,
-    top_k_labels: int = 3,
-    insert: bool = False,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    batch_size: int | None = None,
-    device: DeviceChoice = "auto",
-    precision: PrecisionChoice = "auto",
     force: bool = False,
     resume: bool = False,
     progress: bool | None = None,
+    **settings: Any,
 ) -> ScoreSummary:
     """Score ``input_path`` chunk by chunk into ``output_path``.
 
-    A file OUTPUT is written atomically under a lock; ``-`` means stdin/stdout.
-    ``resume`` keeps finished chunks beside OUTPUT so a killed run can continue.
-    ``insert`` adds ``text_with_emoji``, placed by the shipped position model.
-    ``progress=None`` shows a bar only on a terminal; False never shows one.
+    ``options`` (or keyword ``settings``: any :class:`ScoreOptions` field, e.g.
+    ``model=``, ``top_k=``, ``insert=``) say what to score with. A file OUTPUT is written
+    atomically under a lock; ``-`` means stdin/stdout. ``resume`` keeps finished chunks
+    beside OUTPUT so a killed run can continue. ``progress=None`` shows a bar only on a
+    terminal; False never shows one.
+
+    The steps: check the options and OUTPUT, open INPUT, load the models, then score the
+    chunks into OUTPUT directly or through the resume journal.
     """
     started = time.perf_counter()
-    if top_k_labels < 1:
-        raise InputError("--top-k must be at least 1")
-    if batch_size is not None and batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
-    in_fmt = detect_format(input_path, input_format)
-    # The default OUTPUT (INPUT's suffix) and stdout are written in INPUT's format.
-    inherit = output_path is None or is_stdio(output_path)
-    output_path = output_path or default_output(input_path)
-    to_stdout = is_stdio(output_path)
-    out_fmt = detect_format(output_path, output_format or (in_fmt if inherit else None))
-    if resume and (to_stdout or is_stdio(input_path)):
-        raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
-    if to_stdout and out_fmt == "parquet":
-        raise InputError("stdout output must be csv or jsonl (--output-format)")
-    if not to_stdout:
-        check_output(output_path, force)
-    reader = ChunkReader(input_path, in_fmt, chunk_rows)
+    options = ScoreOptions.of(options, settings)
+    in_fmt = detect_format(input_path, options.input_format)
+    target = _check_target(input_path, output_path, in_fmt, options, force, resume)
+    reader = ChunkReader(input_path, in_fmt, options.chunk_rows)
     try:
-        text_col = find_column(reader.schema.names, text_column, "text")
-        predictor = load_predictor(model, models_dir, device, batch_size, precision)
-        k = min(top_k_labels, predictor.n_labels)
-        schema = output_schema(reader.schema, k, insert)
-        check_writable(schema, out_fmt)
-        placer = load_position_model(models_dir) if insert else None
-        name = predictor.bundle.name
+        models = _load_models(reader, target, options)
+        predictor = models.predictor
         logs.emit(
             "start",
-            f"model {name} ({predictor.precision}) on {predictor.device}",
-            model=name,
+            f"model {predictor.bundle.name} ({predictor.precision}) on {predictor.device}",
+            model=predictor.bundle.name,
             device=predictor.device,
             precision=predictor.precision,
             input=str(input_path),
-            output=str(output_path),
+            output=str(target.path),
         )
-        bar = tqdm(
-            total=reader.total_rows, unit="rows", disable=None if progress is None else not progress
-        )
-
-        def scored(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
-            def prepare(chunk: pa.Table) -> PreparedChunk:
-                return prepare_chunk(chunk, text_col, predictor)
-
-            for prepared in prefetched(chunks, prepare):
-                table = finish_chunk(prepared, predictor, k, placer)
-                bar.update(table.num_rows)
-                yield table
-
-        tally = _Tally()
-        resumed = 0
+        tally, resumed = _Tally(), 0
         # Every generator is closed on the way out, whatever the error, so the prefetch
         # worker is stopped and joined here, not when (or if) the garbage goes.
-        with contextlib.ExitStack() as generators:
-            generators.callback(bar.close)
+        with contextlib.ExitStack() as closing:
+            bar = tqdm(
+                total=reader.total_rows,
+                unit="rows",
+                disable=None if progress is None else not progress,
+            )
+            closing.callback(bar.close)
 
             def run(chunks: Iterable[pa.Table]) -> Iterator[pa.Table]:
-                return generators.enter_context(contextlib.closing(scored(chunks)))
+                scored = _scored_chunks(chunks, models, bar)
+                return closing.enter_context(contextlib.closing(scored))
 
-            if to_stdout:
+            if target.to_stdout:
                 with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
-                    _write_all(out, out_fmt, schema, run(reader), tally)
+                    _write_all(out, target.format, models.schema, run(reader), tally)
             else:
-                with output_lock(output_path):
+                with output_lock(target.path):
                     if resume:
-                        journal = Journal(
-                            output_path,
-                            _run_fingerprint(
-                                input_path,
-                                predictor,
-                                placer,
-                                {
-                                    "text_column": text_col,
-                                    "top_k": k,
-                                    "insert": insert,
-                                    "chunk_rows": chunk_rows,
-                                    "batch_size": predictor.batch_size,
-                                    "precision": predictor.precision,
-                                    "output_format": out_fmt,
-                                },
-                            ),
+                        resumed = _write_through_journal(
+                            input_path, target, reader, models, options, run, bar, tally, closing
                         )
-                        resumed = journal.start()
-                        chunks = iter(reader)
-                        generators.enter_context(contextlib.closing(chunks))
-                        if resumed:
-                            logs.emit(
-                                "resume",
-                                f"resuming after {resumed} finished chunks",
-                                chunks=resumed,
-                            )
-                            bar.update(sum(c.num_rows for c in itertools.islice(chunks, resumed)))
-                        for index, table in enumerate(run(chunks), start=resumed):
-                            journal.save(index, table)
-                        tables: Iterable[pa.Table] = journal.parts()
                     else:
-                        tables = run(reader)
-                    with atomic_output(output_path, force) as tmp:
-                        _write_all(tmp, out_fmt, schema, tables, tally)
-                    if resume:
-                        journal.remove()
+                        _write_file(target, models.schema, run(reader), tally)
     finally:
         reader.close()
-    seconds = time.perf_counter() - started
     return ScoreSummary(
         tally.rows,
         tally.errors,
-        seconds,
-        str(output_path),
-        name,
+        time.perf_counter() - started,
+        str(target.path),
+        predictor.bundle.name,
         predictor.device,
         predictor.precision,
         resumed,

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from emoji_batch import errors, logs
-from emoji_batch.bundle import MANIFEST, resolve_model, shipped_models_dir
+from emoji_batch.bundle import resolve_model, shipped_models_dir
 from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import EmojiBatchError, InputError, ModelError
 from emoji_batch.fileio import (
@@ -46,10 +46,11 @@ from emoji_batch.fileio import (
     is_stdio,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.manifests import MANIFEST
+from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.predict import PrecisionChoice
 from emoji_batch.scoring import (
-    DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
     ScoreSummary,
     output_schema,
@@ -403,30 +404,16 @@ class _Scoring:
     info: _ModelInfo
 
 
-def _job(
-    columns: list[str],
-    *,
-    text_column: str,
-    model: str | None,
-    top_k: int,
-    batch_size: int | None,
-    precision: PrecisionChoice,
-    models_dir: Path | None,
-    insert: bool,
-    device: DeviceChoice,
-) -> _Job:
-    if top_k < 1:
-        raise InputError("--top-k must be at least 1")
-    if batch_size is not None and batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+def _job(columns: list[str], options: ScoreOptions) -> _Job:
+    models_dir = options.models_dir
     return _Job(
-        location=_locate(model, models_dir),
-        models_dir=str(models_dir.resolve()) if models_dir else None,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        text_column=find_column(columns, text_column, "text"),
-        insert=insert,
+        location=_locate(options.model, models_dir),
+        models_dir=str(Path(models_dir).resolve()) if models_dir else None,
+        device=options.device,
+        batch_size=options.batch_size,
+        precision=options.precision,
+        text_column=find_column(columns, options.text_column, "text"),
+        insert=options.insert,
     )
 
 
@@ -448,9 +435,8 @@ def _arrow_schema(spark: "SparkSession", df: "DataFrame") -> pa.Schema:
 
 def _scoring(
     df: "DataFrame",
-    *,
+    options: ScoreOptions,
     counts: "tuple[Accumulator[int], Accumulator[int]] | None" = None,
-    **options: Any,
 ) -> _Scoring:
     """:func:`score_dataframe`; ``counts`` (rows, rows not scorable) are added to as
     batches are scored, for the summary of a job that evaluates the frame once."""
@@ -458,7 +444,7 @@ def _scoring(
     from pyspark.sql.types import StructType
 
     spark = df.sparkSession
-    job, info = _checked(spark, _job(df.columns, **options), options["top_k"])
+    job, info = _checked(spark, _job(df.columns, options), options.top_k)
     arrow_in = _arrow_schema(spark, df)
     arrow_out = output_schema(arrow_in, job.k, insert=job.insert)
     # Input columns keep their Spark types as they are; only the appended ones convert.
@@ -468,19 +454,13 @@ def _scoring(
 
 
 def score_dataframe(
-    df: "DataFrame",
-    text_column: str = "text",
-    model: str | None = None,
-    top_k: int = 3,
-    batch_size: int | None = None,
-    precision: PrecisionChoice = "auto",
-    models_dir: Path | None = None,
-    insert: bool = False,
-    device: DeviceChoice = "auto",
+    df: "DataFrame", options: ScoreOptions | None = None, **settings: Any
 ) -> "DataFrame":
     """``df`` with local ``score``'s columns appended: emoji_1..K, prob_1..K, score_error
     (and text_with_emoji with ``insert``), every input column unchanged, rows in ``df``'s
-    order. ``text_column`` is matched exactly, then case-insensitively.
+    order. ``options`` or keyword ``settings`` (any :class:`ScoreOptions` field: ``model=``,
+    ``top_k=``, ``insert=``, ...) say what to score with; ``text_column`` is matched
+    exactly, then case-insensitively. The file options (formats, chunk rows) do not apply.
 
     Lazy like any transformation, except for one small task run now: it loads the model
     on a worker, so a bad bundle or option fails here and the schema can be declared; the
@@ -490,17 +470,7 @@ def score_dataframe(
     job's files (``--archives bundle.zip#NAME``, ``SparkContext.addArchive``) on the
     workers.
     """
-    return _scoring(
-        df,
-        text_column=text_column,
-        model=model,
-        top_k=top_k,
-        batch_size=batch_size,
-        precision=precision,
-        models_dir=models_dir,
-        insert=insert,
-        device=device,
-    ).frame
+    return _scoring(df, ScoreOptions.of(options, settings)).frame
 
 
 # --- starting Spark -------------------------------------------------------------------
@@ -709,21 +679,12 @@ def _rename_parts(spark: "SparkSession", uri: str, suffix: str) -> None:
 def score_path(
     input_uri: str,
     output_uri: str | None = None,
+    options: ScoreOptions | None = None,
     *,
     master: str | None = None,
-    model: str | None = None,
-    models_dir: Path | None = None,
-    text_column: str = "text",
-    input_format: FileFormat | None = None,
-    output_format: FileFormat | None = None,
-    top_k_labels: int = 3,
-    insert: bool = False,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    batch_size: int | None = None,
-    device: DeviceChoice = "auto",
-    precision: PrecisionChoice = "auto",
     force: bool = False,
     spark_logs: bool = False,
+    **settings: Any,
 ) -> ScoreSummary:
     """Score a file or directory Spark can read into one Spark can write (any path or URI:
     local, hdfs://, s3a://), committed by Spark (a ``_SUCCESS`` marker).
@@ -738,42 +699,30 @@ def score_path(
     would count twice.
     """
     started = time.perf_counter()
+    options = ScoreOptions.of(options, settings)
     if is_stdio(Path(input_uri)) or (output_uri is not None and is_stdio(Path(output_uri))):
         raise InputError("--engine spark reads and writes paths or URIs, not stdin/stdout (-)")
-    if chunk_rows < 1:
-        raise InputError("--chunk-rows must be at least 1")
-    in_fmt = detect_format(Path(input_uri.rstrip("/")), input_format)
+    in_fmt = detect_format(Path(input_uri.rstrip("/")), options.input_format)
     output_uri = output_uri or default_output_uri(input_uri)
-    out_fmt = _output_format(output_uri, output_format, in_fmt)
+    out_fmt = _output_format(output_uri, options.output_format, in_fmt)
     spark = spark_session(master, spark_logs)
     if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
         raise InputError(f"input file {input_uri} does not exist")
     if not force and _exists(spark, output_uri):
         raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
-    spark.conf.set(ARROW_BATCH_ROWS, str(chunk_rows))
+    spark.conf.set(ARROW_BATCH_ROWS, str(options.chunk_rows))
     sc = spark.sparkContext
     counts = (sc.accumulator(0), sc.accumulator(0))
-    options: dict[str, Any] = {
-        "text_column": text_column,
-        "model": model,
-        "top_k": top_k_labels,
-        "batch_size": batch_size,
-        "precision": precision,
-        "models_dir": models_dir,
-        "insert": insert,
-        "device": device,
-    }
     with _user_errors():
         if in_fmt == "parquet":
             df = _read_parquet(spark, input_uri)
             arrow_in = _arrow_schema(spark, df)
             files = None
         else:
-            df, files = _read_files(spark, input_uri, in_fmt, chunk_rows)
+            df, files = _read_files(spark, input_uri, in_fmt, options.chunk_rows)
             arrow_in = files.schema
-    job = _job(arrow_in.names, **options)
-    job, info = _checked(spark, job, top_k_labels)
-    schema = output_schema(arrow_in, job.k, insert)
+    job, info = _checked(spark, _job(arrow_in.names, options), options.top_k)
+    schema = output_schema(arrow_in, job.k, options.insert)
     check_writable(schema, out_fmt)
     job = replace(job, files=files, schema=schema)
     logs.emit(

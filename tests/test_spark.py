@@ -77,7 +77,7 @@ def test_text_column_that_is_not_text(spark, tmp_path: Path) -> None:
     inp = tmp_path / "ints.parquet"
     pq.write_table(pa.table({"id": [1, 2, 3], "text": [5, None, 7]}), inp)
     scored = score_dataframe(spark.read.parquet(str(inp)), top_k=2).toArrow()
-    want = local_score(inp, tmp_path / "local.parquet", top_k_labels=2)
+    want = local_score(inp, tmp_path / "local.parquet", top_k=2)
     assert_same(scored, want)
     assert want["score_error"].to_pylist() == [
         "text is int64, not a string",
@@ -195,3 +195,25 @@ def test_only_the_spark_module_imports_pyspark() -> None:
         "assert 'pyspark' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_engine_and_api_gives_the_same_columns_and_values(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """One ScoreOptions through score to a file, score_frame on polars, pandas and Arrow,
+    and the Spark engine: the same columns, types and values."""
+    import polars as pl
+
+    import emoji_batch
+
+    inp = tweets(tmp_path / "in.parquet", n=120, seed=11)
+    options = emoji_batch.ScoreOptions(top_k=2, insert=True, device="cpu")
+    want = local_score(inp, tmp_path / "local.parquet", **vars(options))
+    table = pq.read_table(inp)
+    model = emoji_batch.load(device="cpu")
+    assert emoji_batch.score_frame(table, options, model=model).equals(want)
+    expected = pl.from_arrow(want)
+    assert emoji_batch.score_frame(pl.from_arrow(table), options).equals(expected)
+    from_pandas = emoji_batch.score_frame(table.to_pandas(), options, model=model)
+    assert pl.from_pandas(from_pandas).equals(expected)
+    assert_same(score_dataframe(spark.read.parquet(str(inp)), options).toArrow(), want)

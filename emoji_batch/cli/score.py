@@ -1,7 +1,7 @@
 """``emoji-batch score``: append top-k emoji predictions to every row of a file."""
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -15,8 +15,9 @@ from emoji_batch.cli._options import (
 )
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import FileFormat
+from emoji_batch.options import DEFAULT_CHUNK_ROWS, ScoreOptions
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
-from emoji_batch.scoring import DEFAULT_CHUNK_ROWS, ScoreSummary, score_file
+from emoji_batch.scoring import score_file
 
 LogFormatOption = Annotated[
     logs.LogFormat, typer.Option(help="text, or json: one JSON object per event on stderr.")
@@ -94,23 +95,26 @@ def score_cli(
 ) -> None:
     """Score INPUT and write every row back with emoji_1..K, prob_1..K and score_error."""
     logs.configure(log_format, quiet)
-    shared: dict[str, Any] = {
-        "model": model,
-        "models_dir": models_dir,
-        "text_column": text_column,
-        "input_format": input_format,
-        "output_format": output_format,
-        "top_k_labels": top_k,
-        "insert": insert,
-        "chunk_rows": chunk_rows,
-        "batch_size": batch_size,
-        "device": device,
-        "precision": precision,
-        "force": force,
-    }
+    options = ScoreOptions(
+        model=model,
+        models_dir=models_dir,
+        text_column=text_column,
+        top_k=top_k,
+        insert=insert,
+        input_format=input_format,
+        output_format=output_format,
+        chunk_rows=chunk_rows,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+    )
     if engine == "spark":
-        summary = _score_on_spark(
-            input_path, output, master=spark_master, resume=resume, spark_logs=debug, **shared
+        if resume:
+            raise InputError("--resume is for --engine local; Spark reruns failed tasks itself")
+        from emoji_batch.spark import score_path
+
+        summary = score_path(
+            input_path, output, options, master=spark_master, force=force, spark_logs=debug
         )
     else:
         if spark_master is not None:
@@ -118,20 +122,9 @@ def score_cli(
         summary = score_file(
             Path(input_path),
             Path(output) if output is not None else None,
+            options,
+            force=force,
             resume=resume,
             progress=False if quiet else None,
-            **shared,
         )
     logs.emit("summary", summary.line(), **summary.fields())
-
-
-def _score_on_spark(
-    input_uri: str, output_uri: str | None, *, resume: bool, **options: Any
-) -> ScoreSummary:
-    """``score_path``, after refusing what only the local engine does (a missing pyspark
-    is an input error with the install hint, raised by ``score_path``)."""
-    if resume:
-        raise InputError("--resume is for --engine local; Spark reruns failed tasks itself")
-    from emoji_batch.spark import score_path
-
-    return score_path(input_uri, output_uri, **options)
