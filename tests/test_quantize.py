@@ -424,3 +424,18 @@ def test_quantize_usage_errors_write_nothing(
     (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert message in error
     assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
+
+
+def test_auto_keeps_a_numpy_ngram_model_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 would load TensorFlow for a model NumPy runs faster as a whole: auto keeps
+    fp32 however the model-only speeds were recorded; asked for, bf16 still runs."""
+    from emoji_batch.bundle import shipped_models_dir
+
+    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    bundle = load_bundle(shipped_models_dir() / "ngram_linear")
+    assert predict.numpy_fp32(bundle)
+    bundle.manifest.precisions = {
+        "bf16": {"tweets_per_second": 300.0, "fp32_tweets_per_second": 100.0},
+    }
+    assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"
+    assert resolve_precision("bf16", bundle, "/CPU:0") == "bf16"

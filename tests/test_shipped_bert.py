@@ -90,12 +90,15 @@ def test_shipped_ensemble_loads_its_shipped_members() -> None:
     names = [member.name for member in ensemble.members]
     assert names == [NAME, "ngram_linear", "glove_cnn"]
     assert all(m.directory.parent == shipped_models_dir() for m in ensemble.members)
-    assert ensemble.manifest["metrics"]["macro_f1"] >= 29
+    assert ensemble.manifest["metrics"]["macro_f1"] >= 32
 
 
 @pytest.mark.slow
 def test_shipped_ensemble_reproduces_its_in_sample_val_metrics() -> None:
+    """The mix was fitted on the members' `auto` precisions (int8 BERT, bf16 CNN where the
+    CPU checks them), whose decimals differ by CPU: within the 0.3 rule, not to the digit."""
     directory = shipped_models_dir() / "ensemble_bert_ngram_cnn"
     manifest = json.loads((directory / "manifest.json").read_text())
-    report = evaluate_file(DATA / "Val.csv", model=str(directory), precision="fp32", device="cpu")
-    assert round(100 * report.macro_f1, 2) == manifest["evaluation"]["in_sample_macro_f1"]
+    report = evaluate_file(DATA / "Val.csv", model=str(directory), precision="auto", device="cpu")
+    measured = 100 * report.macro_f1
+    assert abs(measured - manifest["evaluation"]["in_sample_macro_f1"]) <= 0.3, measured
