@@ -22,8 +22,8 @@ from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.predict import PrecisionChoice
-from emoji_batch.scoring import output_schema, prepare_chunk, score_table
-from emoji_batch.tweet import TweetPrediction, predict_tweets
+from emoji_batch.scoring import output_schema, score_table
+from emoji_batch.tweet import TweetPrediction, predict_tweets, prepare_texts
 
 Frame = TypeVar("Frame")
 
@@ -72,10 +72,7 @@ class Model:
     def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:
         """Probabilities, one row per text and one column per label (``labels`` order);
         a text that cannot be scored (``predict`` says why) gets a row of NaN."""
-        import polars as pl
-
-        table = pl.DataFrame({"text": pl.Series(list(texts), dtype=pl.String)}).to_arrow()
-        chunk = prepare_chunk(table, "text", self.predictor)
+        chunk = prepare_texts(texts, self.predictor)
         out = np.full((len(chunk.ok), self.predictor.n_labels), np.nan, dtype=np.float32)
         out[chunk.ok] = self.predictor.predict_encoded(chunk.encoded)
         return out

@@ -16,7 +16,7 @@ from emoji_batch.fileio import INVALID_UTF8
 from emoji_batch.loading import AnyPredictor
 from emoji_batch.position import insert_emoji
 from emoji_batch.predict import top_k
-from emoji_batch.scoring import Placer, prepare_chunk
+from emoji_batch.scoring import Placer, PreparedChunk, prepare_chunk
 
 TEXT = "text"
 
@@ -41,6 +41,22 @@ class TweetPrediction:
         }
 
 
+def prepare_texts(
+    texts: Sequence[str | None],
+    predictor: AnyPredictor,
+    invalid_utf8: Sequence[bool] | None = None,
+) -> PreparedChunk:
+    """In-memory texts as one chunk of ``score``: the same cleaning, encoding and reasons
+    a text cannot be scored (``invalid_utf8`` flags texts read from bytes that were not
+    UTF-8)."""
+    # Built through polars: pyarrow's own constructors import pandas where it is installed
+    # (the spark extra has it), a second of start-up for one tweet.
+    columns = {TEXT: pl.Series(list(texts), dtype=pl.String)}
+    if invalid_utf8 is not None and any(invalid_utf8):  # (reading it back imports pandas)
+        columns[INVALID_UTF8] = pl.Series(list(invalid_utf8), dtype=pl.Boolean)
+    return prepare_chunk(pl.DataFrame(columns).to_arrow(), TEXT, predictor)
+
+
 def predict_tweets(
     texts: Sequence[str | None],
     predictor: AnyPredictor,
@@ -52,13 +68,7 @@ def predict_tweets(
     inserted where the placer says it goes (``position``: whitespace tokens before it).
     Texts flagged in ``invalid_utf8`` (read from bytes that were not UTF-8) are not
     scored, for the reason ``score`` gives."""
-    # Built through polars: pyarrow's own constructors import pandas where it is installed
-    # (the spark extra has it), a second of start-up for one tweet.
-    columns = {TEXT: pl.Series(list(texts), dtype=pl.String)}
-    if invalid_utf8 is not None and any(invalid_utf8):  # (reading it back imports pandas)
-        columns[INVALID_UTF8] = pl.Series(list(invalid_utf8), dtype=pl.Boolean)
-    table = pl.DataFrame(columns).to_arrow()
-    chunk = prepare_chunk(table, TEXT, predictor)
+    chunk = prepare_texts(texts, predictor, invalid_utf8)
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
     emoji = [label.emoji for label in predictor.bundle.labels]
     good = [t for t, ok in zip(chunk.texts, chunk.ok, strict=True) if ok]
