@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from emoji_batch import bert_onnx
 from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import native_bf16
@@ -135,6 +136,7 @@ class Predictor:
             raise ValueError("batch size must be at least 1")
         self.fallback_rows = 0
         self._fp32: Runtime | None = None
+        self._fallback: Runtime | None = None
         self._keras: list[KerasRuntime] = []
         self._run: Runtime
         if self.precision == "int8":
@@ -167,6 +169,18 @@ class Predictor:
             else:
                 self._fp32 = self._keras_runtime(self.bundle.model)
         return self._fp32
+
+    def _fallback_runtime(self) -> Runtime:
+        """fp32 for a reduced precision's near-tie rows, built on first use: a BERT
+        classifier runs in ONNX Runtime on the CPU, so int8 scoring never imports
+        TensorFlow; other models use their fp32 runtime."""
+        if self._fallback is None:
+            on_cpu = "CPU" in self.device.upper()
+            if on_cpu and bert_onnx.supports(self.bundle.manifest.architecture):
+                self._fallback = self._checked(bert_onnx.fp32_runtime(self.bundle))
+            else:
+                self._fallback = self._fp32_runtime()
+        return self._fallback
 
     def _checked(self, run: Runtime) -> Runtime:
         """``run``, once a probe shows it gives one probability per label. The Keras path
@@ -217,11 +231,12 @@ class Predictor:
         probs = self._calibrated(probs)
         if self.precision != "fp32" and self.fallback_margin > 0:
             # Near-ties between the two best emoji are where rounding can swap them:
-            # those rows are recomputed in fp32, so they are exactly what fp32 gives.
+            # those rows are recomputed in fp32 (through ONNX Runtime for BERT: within
+            # about 1e-6 of the Keras model's probabilities).
             close = np.flatnonzero(top2_margin(probs) < self.fallback_margin)
             if len(close):
                 exact = np.zeros((len(close), self.n_labels), dtype=np.float32)
-                self._run_batches(self._fp32_runtime(), [seqs[i] for i in close], exact)
+                self._run_batches(self._fallback_runtime(), [seqs[i] for i in close], exact)
                 probs[close] = self._calibrated(exact)
             self.fallback_rows += len(close)
         return probs

@@ -100,6 +100,39 @@ class Int8Runtime:
             return self._interpreter.get_tensor(self._output).copy()
 
 
+class OnnxRuntime:
+    """An ONNX model of BERT (see :mod:`emoji_batch.bert_onnx`) in ONNX Runtime on the CPU:
+    ``ids`` and the rows of the word-embedding ``table`` they index go in, label
+    probabilities (or the named ``outputs``) come out. A session may be shared by threads.
+    """
+
+    def __init__(
+        self,
+        model: bytes,
+        table: np.ndarray,
+        num_threads: int | None = None,
+        outputs: list[str] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # its shape-merge notices are not the user's business
+        self._session = ort.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"]
+        )
+        self._table = np.ascontiguousarray(table, dtype=np.float32)
+        self._outputs = outputs or ["probs"]
+
+    def outputs(self, batch: np.ndarray) -> list[np.ndarray]:
+        feed = {"ids": batch, "word_embeddings": self._table[batch]}
+        return self._session.run(self._outputs, feed)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+
 class NgramRuntime:
     """A linear n-gram model (``ngram_linear`` with ``hidden`` 0) in NumPy: the same sums
     as :class:`emoji_batch.networks.NgramBag` then a softmax, a gather and a dot product

@@ -76,6 +76,8 @@ class ScoreSummary:
     device: str
     precision: str = "fp32"
     resumed_chunks: int = 0
+    # Reduced-precision rows redone in fp32 (near-ties between the two best emoji).
+    fallback_rows: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -100,6 +102,7 @@ class ScoreSummary:
             "device": self.device,
             "precision": self.precision,
             "resumed_chunks": self.resumed_chunks,
+            "fallback_rows": self.fallback_rows,
         }
 
 
@@ -530,6 +533,7 @@ def score_file(
         predictor.device,
         predictor.precision,
         resumed,
+        predictor.fallback_rows,
     )
 
 
