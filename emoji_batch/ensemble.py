@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -231,6 +231,10 @@ class EnsemblePredictor:
         self.bundle = ensemble
         self.device = device
         _check_members_have(precision, ensemble)
+        # A member the mix weighs 0 changes nothing: it is neither loaded nor run (the
+        # shipped ensemble's CNN would otherwise import TensorFlow for it).
+        used = [i for i, weight in enumerate(ensemble.mix.weights) if weight > 0]
+        self.mix = replace(ensemble.mix, weights=tuple(ensemble.mix.weights[i] for i in used))
         self.members = [
             Predictor(
                 member,
@@ -238,7 +242,7 @@ class EnsemblePredictor:
                 batch_size=batch_size,
                 precision=resolve_precision(precision, member, device),
             )
-            for member in ensemble.members
+            for member in (ensemble.members[i] for i in used)
         ]
         self.batch_size = batch_size
         self.precision = "+".join(m.precision for m in self.members)
@@ -263,7 +267,7 @@ class EnsemblePredictor:
         if not encoded:
             return np.zeros((0, self.n_labels), dtype=np.float32)
         probs = [m.predict_encoded([row[i] for row in encoded]) for i, m in enumerate(self.members)]
-        return self.bundle.mix.apply(probs, self.bundle.prior)
+        return self.mix.apply(probs, self.bundle.prior)
 
     def predict_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
         return self.predict_encoded(self.encode(cleaned))

@@ -7,14 +7,18 @@ between layers. It would also store the embedding tables as int8 with one scale 
 table, which alone moves 2-3% of BERT's top-1 predictions, so those tables are put
 back to float32 after conversion, and a vocabulary-sized one is left out of the file
 and read from the bundle's weights instead. Rows whose two best emoji are nearly tied are
-recomputed in fp32. bfloat16 runs the Keras model with bfloat16 arithmetic (AVX-512
-BF16 through oneDNN) and float32 weights and output. Each is checked on labelled data
-against the fp32 model before the bundle records it.
+recomputed in fp32 (``fine_tuned_bert``'s in ONNX Runtime, :mod:`emoji_batch.bert_onnx`,
+so the int8 path never imports TensorFlow). LiteRT quantizes each row of a layer's input
+on its own; ONNX Runtime's dynamic int8 (Hugging Face Optimum's recipe) uses one scale per
+call, and on the shipped BERT agrees with fp32's top-1 emoji on 89% of rows, about as fast
+on an AVX-512/AMX CPU (``make bench``, docs/benchmarks.md). bfloat16 runs the Keras model
+with bfloat16 arithmetic (AVX-512 BF16 through oneDNN) and float32 weights and output.
+Each is checked on labelled data against the fp32 model before the bundle records it.
 """
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ import numpy as np
 from emoji_batch.bundle import Bundle, load_bundle, model_weights, write_manifest
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
-from emoji_batch.device import stderr_silenced, tensorflow
+from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags, stderr_silenced, tensorflow
 from emoji_batch.errors import EmojiBatchError, ModelError
 from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.fileio import atomic_output
@@ -182,6 +186,9 @@ class QuantizeReport:
     macro_f1: float
     fp32_tweets_per_second: float
     tweets_per_second: float
+    # The CPU the speeds and decimals are from (``score --precision auto`` weighs them on
+    # another CPU by its own flags: see predict.resolve_precision).
+    cpu_flags: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
@@ -287,6 +294,7 @@ def compare_precision(
         macro_f1=f1(mixed),
         fp32_tweets_per_second=round(reference.tweets_per_second, 1),
         tweets_per_second=round(len(seqs) / seconds, 1),
+        cpu_flags=sorted(cpu_flags() & REPORTED_CPU_FLAGS),
     )
 
 

@@ -105,6 +105,20 @@ def test_reloaded_ensemble_gives_the_mix_of_its_members(ensemble: Path) -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_a_member_weighted_zero_is_not_run(ensemble: Path) -> None:
+    """A member the mix weighs 0 is never loaded into a predictor, and the result is
+    the full mix's (its log-probabilities would be multiplied by 0)."""
+    loaded = load_ensemble(ensemble)
+    weights = (0.0, *loaded.mix.weights[1:])
+    weights = tuple(w / sum(weights) for w in weights)
+    loaded.mix = Mix(weights, loaded.mix.mixing, loaded.mix.prior_power)
+    members = [Predictor(load_bundle(m.directory)).predict_proba(TEXTS) for m in loaded.members]
+    expected = loaded.mix.apply(members, loaded.prior)
+    predictor = EnsemblePredictor(loaded)
+    assert [m.bundle.name for m in predictor.members] == [m.name for m in loaded.members[1:]]
+    np.testing.assert_allclose(predictor.predict_proba(TEXTS), expected, atol=1e-6)
+
+
 def test_score_evaluate_and_list_treat_it_as_one_model(
     ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, capsys
 ) -> None:

@@ -161,7 +161,8 @@ def test_fallback_rows_are_fp32(bundle: Bundle, int8_flat: bytes) -> None:
     flat = int8_flat
     exact = Predictor(bundle).predict_proba(TEXTS)
     everything = Predictor(bundle, precision="int8", int8_model=flat, fallback_margin=2.0)
-    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=2e-6)
+    # float32 sums in another order (ONNX Runtime's kernels): a few 1e-6 apart.
+    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-5)
     assert everything.fallback_rows == len(TEXTS)
     assert type(everything._fallback).__name__ == "OnnxRuntime"
 
@@ -306,13 +307,13 @@ def test_too_many_fallback_rows_fail_the_check(
     assert captured.out.rstrip().endswith(": FAILS")
 
 
-def test_bf16_is_close_and_falls_back_exactly(bundle: Bundle) -> None:
+def test_bf16_is_close_and_falls_back_to_fp32(bundle: Bundle) -> None:
     exact = Predictor(bundle).predict_proba(TEXTS)
     rough = Predictor(bundle, precision="bf16").predict_proba(TEXTS)
     assert np.mean(exact.argmax(axis=1) == rough.argmax(axis=1)) >= 0.9
     np.testing.assert_allclose(rough.sum(axis=1), 1.0, rtol=1e-5)
     everything = Predictor(bundle, precision="bf16", fallback_margin=2.0)
-    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-6)
+    np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-5)
 
 
 def test_auto_takes_the_fastest_checked_precision(
