@@ -4,8 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib
 import csv
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,22 @@ def train_args(
 PROBE_TEXTS = ["I love you mom", "merry christmas santa", "lol so funny", "", "unknown words only"]
 
 
+@contextlib.contextmanager
+def eager_functions() -> Iterator[None]:
+    """Every ``tf.function`` runs eagerly inside: for a few steps of tiny data, tracing
+    the training graphs (forward and backward; for an LSTM both of its kernel choices)
+    was most of a test's time. What is built, trained and saved is the same; bundles
+    loaded afterwards predict in graph mode, as ``score`` does, and the session's tiny
+    BiLSTM and CNN below are trained in graph mode."""
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
 def train_capturing(args: list, texts: list[str] = PROBE_TEXTS) -> tuple[int, np.ndarray | None]:
     """Run ``emoji-batch train`` in-process and return its exit code and the trained
     in-memory model's probabilities for ``texts``, taken just before the bundle is written
@@ -139,13 +157,6 @@ def tiny_bilstm(
     code, probs = train_capturing([*args, "--set", "units=8"])
     assert code == 0 and probs is not None
     return out, probs
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tiny_bilstm: tuple[Path, np.ndarray]) -> Path:
-    """The tiny BiLSTM: for tests of training, bundles and recurrent models; tests where
-    any trained bundle will do take ``tiny_cnn``."""
-    return tiny_bilstm[0]
 
 
 @pytest.fixture(scope="session")

@@ -27,11 +27,12 @@ TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
 @pytest.fixture(scope="module")
 def bert_bundle(tiny_data: dict[str, Path], tiny_bert: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quantize") / "tiny_fine_tuned_bert"
-    args = train_args("fine_tuned_bert", tiny_data, out, "--max-epochs", 3, encoder=tiny_bert)
+    args = train_args("fine_tuned_bert", tiny_data, out, "--max-epochs", 1, encoder=tiny_bert)
     assert run_cli([*args, "--batch-size", 16]) == 0
-    # A few epochs at BERT's learning rate leave the tiny model nearly uniform (top-2
-    # margins ~1e-4) and predicting one emoji, where int8 would be tested on nothing. Fit
-    # its head to the pooled features instead, so predictions vary with real margins.
+    # Epochs at BERT's learning rate leave the tiny model nearly uniform (top-2 margins
+    # ~1e-4) and predicting one emoji, where int8 would be tested on nothing; one epoch
+    # is enough to have a trained bundle. Fit its head to the pooled features instead, so
+    # predictions vary with real margins.
     bundle = load_bundle(out)
     features = keras.Model(bundle.model.input, bundle.model.get_layer("probs").input)
     rows = make_rows(400, 5)

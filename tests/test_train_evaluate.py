@@ -9,7 +9,7 @@ from emoji_batch.bundle import MANIFEST, shipped_models_dir
 from tests.conftest import make_rows, run_cli, train_args
 
 
-def test_train_writes_bundle_and_reports(tiny_bundle: Path) -> None:
+def test_train_writes_bundle_and_reports(tiny_cnn: Path) -> None:
     for name in (
         "manifest.json",
         "weights.safetensors",
@@ -20,37 +20,37 @@ def test_train_writes_bundle_and_reports(tiny_bundle: Path) -> None:
         "evaluation/report.txt",
         "evaluation/confusion.png",
     ):
-        assert (tiny_bundle / name).is_file(), name
-    history = json.loads((tiny_bundle / "history.json").read_text())
+        assert (tiny_cnn / name).is_file(), name
+    history = json.loads((tiny_cnn / "history.json").read_text())
     assert {h["phase"] for h in history} == {"frozen_embeddings", "all_trainable"}
     assert all("val_loss" in h for h in history)
 
 
-def test_tiny_model_learns_the_cues(tiny_bundle: Path) -> None:
-    metrics = json.loads((tiny_bundle / "manifest.json").read_text())["metrics"]
+def test_tiny_model_learns_the_cues(tiny_cnn: Path) -> None:
+    metrics = json.loads((tiny_cnn / "manifest.json").read_text())["metrics"]
     assert metrics["accuracy"] > 50, metrics  # three balanced classes: chance is 33%
 
 
 def test_evaluate_reproduces_recorded_metrics(
-    tiny_bundle: Path,
+    tiny_cnn: Path,
     tiny_data: dict[str, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     report = tmp_path / "report"
     code = run_cli(
-        ["evaluate", "--model", tiny_bundle, "--data", tiny_data["val"], "--report-dir", report]
+        ["evaluate", "--model", tiny_cnn, "--data", tiny_data["val"], "--report-dir", report]
     )
     assert code == 0
     out = capsys.readouterr().out
     assert "macro-F1" in out and "🎄" in out
-    stored = json.loads((tiny_bundle / "manifest.json").read_text())["metrics"]
+    stored = json.loads((tiny_cnn / "manifest.json").read_text())["metrics"]
     measured = json.loads((report / "metrics.json").read_text())
     assert round(100 * measured["macro_f1"], 2) == stored["macro_f1"]
     assert (report / "confusion.png").stat().st_size > 1000
 
 
-def test_train_refuses_existing_output(tiny_bundle: Path, tiny_data: dict[str, Path]) -> None:
+def test_train_refuses_existing_output(tiny_cnn: Path, tiny_data: dict[str, Path]) -> None:
     code = run_cli(
         [
             "train",
@@ -60,7 +60,7 @@ def test_train_refuses_existing_output(tiny_bundle: Path, tiny_data: dict[str, P
             "--embeddings",
             tiny_data["glove"],
             "--output",
-            tiny_bundle,
+            tiny_cnn,
         ]
     )
     assert code == 2
@@ -79,10 +79,10 @@ def test_train_unknown_architecture(
     )
 
 
-def test_models_list_finds_bundles(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(["models", "list", "--models-dir", tiny_bundle.parent]) == 0
+def test_models_list_finds_bundles(tiny_cnn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["models", "list", "--models-dir", tiny_cnn.parent]) == 0
     out = capsys.readouterr().out
-    assert "tiny_bilstm" in out and "glove_bilstm" in out and "macro-F1" in out
+    assert "tiny_cnn" in out and "glove_cnn" in out and "macro-F1" in out
 
 
 def test_top_n_downsampled_protocol(
