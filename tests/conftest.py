@@ -4,9 +4,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import ast
 import contextlib
 import csv
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,24 @@ def train_args(
 
 
 PROBE_TEXTS = ["I love you mom", "merry christmas santa", "lol so funny", "", "unknown words only"]
+
+
+def modules_loaded_by(args: list, modules: tuple[str, ...]) -> tuple[list[str], str]:
+    """Run ``emoji-batch ARGS`` in a fresh interpreter (it must exit 0); return which of
+    ``modules`` it imported, and its stderr."""
+    code = (
+        "import sys\n"
+        "from emoji_batch.cli import main\n"
+        "try:\n"
+        f"    main({[str(a) for a in args]!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    return ast.literal_eval(done.stdout.splitlines()[-1]), done.stderr
 
 
 @contextlib.contextmanager

@@ -3,8 +3,6 @@ fallback, --precision and auto."""
 
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from emoji_batch.bundle import Bundle, load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
-from tests.conftest import make_rows, run_cli, train_args, write_labelled
+from tests.conftest import make_rows, modules_loaded_by, run_cli, train_args, write_labelled
 
 TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
 
@@ -178,22 +176,11 @@ def test_int8_scoring_never_imports_tensorflow(
         fresh_bundle, check_data, precisions=("int8",), text_column="TEXT", label_column="Label"
     )
     data = write_labelled(tmp_path / "new.csv", make_rows(300, 23))
-    code = (
-        "import json, sys\n"
-        "from emoji_batch.cli import main\n"
-        "try:\n"
-        f"    main(['score', {str(data)!r}, '-o', {str(tmp_path / 'int8.csv')!r}, '--model', "
-        f"{str(fresh_bundle)!r}, '--text-column', 'TEXT', '--device', 'cpu', "
-        "'--precision', 'int8', '--log-format', 'json'])\n"
-        "except SystemExit as exc:\n"
-        "    assert exc.code == 0, exc.code\n"
-        "print(sorted(m for m in ('tensorflow', 'tf_keras') if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
-    summary = json.loads(done.stderr.strip().splitlines()[-1])
+    args = ["score", data, "-o", tmp_path / "int8.csv", "--model", fresh_bundle]
+    args += ["--text-column", "TEXT", "--device", "cpu", "--precision", "int8"]
+    loaded, stderr = modules_loaded_by([*args, "--log-format", "json"], ("tensorflow", "tf_keras"))
+    assert loaded == [], stderr
+    summary = json.loads(stderr.strip().splitlines()[-1])
     assert summary["precision"] == "int8" and summary["fallback_rows"] > 0
     fp32 = tmp_path / "fp32.csv"
     args = ["score", data, "-o", fp32, "--model", fresh_bundle, "--text-column", "TEXT"]
