@@ -10,6 +10,7 @@ import csv
 import random
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,12 +125,14 @@ def eager_functions() -> Iterator[None]:
     the training graphs (forward and backward; for an LSTM both of its kernel choices)
     was most of a test's time. What is built, trained and saved is the same; bundles
     loaded afterwards predict in graph mode, as ``score`` does, and the session's tiny
-    BiLSTM and CNN below are trained in graph mode."""
+    CNN below is trained in graph mode."""
     import tensorflow as tf
 
     tf.config.run_functions_eagerly(True)
     try:
-        yield
+        with warnings.catch_warnings():  # tf.data's own functions stay traced: fine here
+            warnings.filterwarnings("ignore", message="Even though the `tf.config.experimen")
+            yield
     finally:
         tf.config.run_functions_eagerly(False)
 
@@ -166,18 +169,6 @@ def tiny_cnn(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     args = train_args("glove_cnn", tiny_data, out, "--max-epochs", 3, "--batch-size", 16)
     assert run_cli([*args, "--seed", 13, "--set", "filters=8", "--set", "dense_units=8"]) == 0
     return out
-
-
-@pytest.fixture(scope="session")
-def tiny_bilstm(
-    tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, np.ndarray]:
-    """The tiny BiLSTM and its in-memory model's probabilities for ``PROBE_TEXTS``."""
-    out = tmp_path_factory.mktemp("bundles") / "tiny_bilstm"
-    args = train_args("glove_bilstm", tiny_data, out, "--max-epochs", 3, "--batch-size", 16)
-    code, probs = train_capturing([*args, "--set", "units=8"])
-    assert code == 0 and probs is not None
-    return out, probs
 
 
 @pytest.fixture(scope="session")

@@ -58,8 +58,7 @@ def current_umask() -> int:
 @pytest.fixture(scope="module")
 def cnn_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GloVe CNN, trained like any bundle: these tests load a model a dozen times,
-    and it loads in a fraction of a second where the BiLSTM of ``tiny_bilstm`` takes
-    seconds to build."""
+    and it loads in a fraction of a second where a BiLSTM takes seconds to build."""
     out = tmp_path_factory.mktemp("process") / "tiny_cnn"
     args = train_args("glove_cnn", tiny_data, out, "--max-epochs", 1, "--batch-size", 32)
     assert run_cli(args) == 0
