@@ -20,6 +20,26 @@ import pytest
 
 from emoji_batch.cli import main
 
+# The files that take longest, run first: `make test`'s xdist workers take whole files as
+# they come free, and a long file started last kept one worker busy while the other idled.
+SLOW_FILES = (
+    "test_architectures",
+    "test_quantize",
+    "test_spark_parity",
+    "test_training_options",
+    "test_robustness",
+    "test_spark",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return SLOW_FILES.index(module) if module in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 # Three labels, each with words that give it away, so a tiny model learns something.
 CUES = {0: ["love", "heart", "mom"], 1: ["tree", "christmas", "santa"], 2: ["lol", "funny", "joke"]}
 FILLER = ["the", "a", "today", "with", "my", "so", "is", "this", "@user", "#happy", "!"]
