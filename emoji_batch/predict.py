@@ -25,8 +25,8 @@ from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtim
 # Texts per model call, measured on the 2-core CPUs: the small GloVe CNN keeps gaining up
 # to ~1,000 (bf16 end to end on 200k tweets: 16.6k tweets/s at 512, 17.4k at 1,024);
 # BERT peaks at 16-32 (int8 on AMD Zen 4: 1,225/s at 32, 1,111 at 64, 867 at 256; on
-# Intel Sapphire Rapids, 6,000 tweets: 1,750/s at 16 and 32, 1,573 at 64, 1,081 at 256,
-# and its ONNX Runtime fp32 fallback 530/s at 32, 495 at 64; fp32 Keras: 369/s at 64, 321
+# Intel Sapphire Rapids, benchmarks/bert_batches.py: 1,465-1,517/s at 32, 1,326-1,464 at
+# 64, 1,004 at 256, and the fp32 fallback 469-511/s at 32; fp32 Keras: 369/s at 64, 321
 # at 256). n-gram models spend their time finding n-grams, not in the model: 200k tweets
 # took 13.1 s at 512, 12.8 s at 2,048, 12.9 s at 8,192 (whole process). GPUs were not
 # measured; they usually want larger batches.
