@@ -357,7 +357,7 @@ def run_onnxruntime(model: str, data: Path) -> dict[str, Any]:
     from tokenizers import Tokenizer
 
     from emoji_batch.bundle import bundle_file, read_manifest, resolve_model
-    from emoji_batch.predict import DEFAULT_BATCH_SIZE
+    from emoji_batch.predict import DEFAULT_BATCH_SIZE, pad_batch
 
     size = DEFAULT_BATCH_SIZE["bert"]
     bundle_dir = resolve_model(model, None)
@@ -375,10 +375,7 @@ def run_onnxruntime(model: str, data: Path) -> dict[str, Any]:
     logits = np.zeros((len(ids), len(manifest.labels)), dtype=np.float32)
     for start in range(0, len(order), size):
         batch = order[start : start + size]
-        width = max(len(ids[i]) for i in batch)
-        padded = np.zeros((len(batch), width), dtype=np.int64)
-        for row, i in enumerate(batch):
-            padded[row, : len(ids[i])] = ids[i]
+        padded = pad_batch([np.asarray(ids[i]) for i in batch]).astype(np.int64)
         feed = {"input_ids": padded, "attention_mask": (padded != 0).astype(np.int64)}
         feed["token_type_ids"] = np.zeros_like(padded)
         logits[batch] = session.run(["logits"], feed)[0]
@@ -429,10 +426,10 @@ def machine() -> str:
     from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
 
     isa = sorted(cpu_flags() & REPORTED_CPU_FLAGS)
+    flags = ", ".join(isa) if isa else "none of " + ", ".join(sorted(REPORTED_CPU_FLAGS))
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
-        f"{cpu}, {len(os.sched_getaffinity(0))} cores (CPU flags: {', '.join(isa) or 'none of '}"
-        f"{'' if isa else ', '.join(sorted(REPORTED_CPU_FLAGS))}), {mem:.0f} GiB RAM, "
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores (CPU flags: {flags}), {mem:.0f} GiB RAM, "
         f"Python {platform.python_version()}, no GPU measured"
     )
 

@@ -79,11 +79,12 @@ def bert_graph(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> A
     scale = const("scale", np.array(1 / np.sqrt(dh), dtype=np.float32))
     half, one = const("half", np.array(0.5, np.float32)), const("one", np.array(1, np.float32))
     root2 = const("sqrt2", np.array(np.sqrt(2), dtype=np.float32))
+    zero, one_1d = const("zero_1d", np.array([0])), const("one_1d", np.array([1]))
 
     # Embeddings: words (fed) + positions 0..S-1 + token type 0, then LayerNorm.
     width = op("Shape", [IDS], "width", start=1, end=2)
-    pos = op("Slice", [c(2, "embeddings"), const("zero_1d", np.array([0])), width], "pos_emb")
-    token_type = const("token_type_0", weight("encoder/1:embeddings")[0].astype(np.float32))
+    pos = op("Slice", [c(2, "embeddings"), zero, width], "pos_emb")
+    token_type = const("token_type_0", weight("encoder/1:embeddings")[0])
     x = op("Add", [op("Add", [WORDS, pos], "emb/pos"), token_type], "emb/sum")
     x = norm(x, w(3, "gamma"), w(4, "beta"), "emb")
     # Padding (id 0) gets -10000 before the softmax, as TF BERT's extended attention mask.
@@ -136,17 +137,8 @@ def bert_graph(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> A
             op("Add", [out, x], f"{p}/res2"), w(b + 14, "gamma"), w(b + 15, "beta"), f"{p}/ln2"
         )
 
-    first = op(
-        "Slice",
-        [
-            x,
-            const("zero_1d_", np.array([0])),
-            const("one_1d", np.array([1])),
-            const("axis1", np.array([1])),
-        ],
-        "cls3d",
-    )
-    pooled_in = op("Squeeze", [first, const("axis1_", np.array([1]))], "cls")
+    first = op("Slice", [x, zero, one_1d, one_1d], "cls3d")  # x[:, 0:1]
+    pooled_in = op("Squeeze", [first, one_1d], "cls")
     b = _FIRST_LAYER + _PER_LAYER * layers
     pooled = op("Tanh", [dense(pooled_in, w(b, "kernel"), w(b + 1, "bias"), "pooler")], "pooled")
     logits = dense(pooled, w(0, "kernel", "probs"), w(1, "bias", "probs"), "logits")

@@ -3,7 +3,9 @@
 fp32 and bf16 run a Keras model inside one ``tf.function`` (one trace, whatever the
 batch shapes); int8 runs a TensorFlow Lite flatbuffer (see :mod:`emoji_batch.quantize`,
 which builds it) in the LiteRT interpreter, which imports in 0.1 s where TensorFlow takes
-about 4; a linear n-gram model runs in NumPy on the CPU, without TensorFlow at all. Each
+about 4, and its near-tie fallback for BERT in ONNX Runtime (see
+:mod:`emoji_batch.bert_onnx`); a linear n-gram model runs in NumPy on the CPU, without
+TensorFlow at all. Each
 runtime is a callable ``ids (batch, width) int32 -> probs``.
 """
 
@@ -103,34 +105,22 @@ class Int8Runtime:
 class OnnxRuntime:
     """An ONNX model of BERT (see :mod:`emoji_batch.bert_onnx`) in ONNX Runtime on the CPU:
     ``ids`` and the rows of the word-embedding ``table`` they index go in, label
-    probabilities (or the named ``outputs``) come out. A session may be shared by threads.
+    probabilities come out. A session may be shared by threads.
     """
 
-    def __init__(
-        self,
-        model: bytes,
-        table: np.ndarray,
-        num_threads: int | None = None,
-        outputs: list[str] | None = None,
-    ) -> None:
+    def __init__(self, model: bytes, table: np.ndarray) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or threads()
+        options.intra_op_num_threads = threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # its shape-merge notices are not the user's business
-        self._session = ort.InferenceSession(
-            model, options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._table = np.ascontiguousarray(table, dtype=np.float32)
-        self._outputs = outputs or ["probs"]
-
-    def outputs(self, batch: np.ndarray) -> list[np.ndarray]:
-        feed = {"ids": batch, "word_embeddings": self._table[batch]}
-        return self._session.run(self._outputs, feed)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.outputs(batch)[0]
+        feed = {"ids": batch, "word_embeddings": self._table[batch]}
+        return self._session.run(["probs"], feed)[0]
 
 
 class NgramRuntime:

@@ -76,8 +76,9 @@ class ScoreSummary:
     device: str
     precision: str = "fp32"
     resumed_chunks: int = 0
-    # Reduced-precision rows redone in fp32 (near-ties between the two best emoji).
-    fallback_rows: int = 0
+    # Reduced-precision rows redone in fp32 (near-ties between the two best emoji); None
+    # where the scoring process cannot count them (Spark's workers do the scoring).
+    fallback_rows: int | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -102,7 +103,7 @@ class ScoreSummary:
             "device": self.device,
             "precision": self.precision,
             "resumed_chunks": self.resumed_chunks,
-            "fallback_rows": self.fallback_rows,
+            **({} if self.fallback_rows is None else {"fallback_rows": self.fallback_rows}),
         }
 
 

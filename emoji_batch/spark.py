@@ -781,5 +781,4 @@ class SparkSummary(ScoreSummary):
 
     def fields(self) -> dict[str, object]:
         rate = self.rows_per_second
-        fields = {k: v for k, v in super().fields().items() if k != "fallback_rows"}  # workers'
-        return {**fields, "rows_per_second": float(f"{rate:.3g}") if self.rows else None}
+        return {**super().fields(), "rows_per_second": float(f"{rate:.3g}") if self.rows else None}
