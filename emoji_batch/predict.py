@@ -27,7 +27,8 @@ from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtim
 # BERT peaks at 16-32 (int8 on AMD Zen 4: 1,225/s at 32, 1,111 at 64, 867 at 256; on
 # Intel Sapphire Rapids, benchmarks/bert_batches.py: 1,465-1,517/s at 32, 1,326-1,464 at
 # 64, 1,004 at 256, and the fp32 fallback 469-511/s at 32; fp32 Keras: 369/s at 64, 321
-# at 256). n-gram models spend their time finding n-grams, not in the model: 200k tweets
+# at 256; with the int8 model at fixed 16-row shapes: 1,903/s at 16, 1,959 at 32, 1,994
+# at 64). n-gram models spend their time finding n-grams, not in the model: 200k tweets
 # took 13.1 s at 512, 12.8 s at 2,048, 12.9 s at 8,192 (whole process). GPUs were not
 # measured; they usually want larger batches.
 DEFAULT_BATCH_SIZE = {"glove": 1024, "bert": 32, "ngram": 2048}

@@ -22,6 +22,10 @@ Runtime = Callable[[np.ndarray], np.ndarray]
 # Name prefix of an int8 model input that takes rows of a float embedding table: the
 # table stays in the bundle's weights file instead of a second copy in the flatbuffer.
 TABLE_INPUT = "table:"
+# An int8 model's signatures: ``width_<n>`` takes ids of that many tokens (at the fixed
+# number of rows of its ``ids`` input).
+WIDTH_SIGNATURE = "width_"
+IDS = "ids"
 
 
 def threads() -> int:
@@ -51,7 +55,15 @@ class KerasRuntime:
 
 
 class Int8Runtime:
-    """Runs a TensorFlow Lite model on int32 id batches, resizing its inputs per shape.
+    """Runs a TensorFlow Lite model on int32 id batches.
+
+    A model written by :func:`emoji_batch.quantize.convert_int8` has one signature per
+    width (``width_<n>``) at a fixed number of rows: a batch is padded (id 0) up to the
+    next width and cut into those rows. Fixed shapes let XNNPACK take the whole graph;
+    with the batch and width unknown, the shape arithmetic TensorFlow writes into every
+    reshape stays outside it (1.2x slower for MiniLM). A model with a single signature of
+    unknown shapes (what earlier versions wrote, such as the shipped ``glove_cnn``'s) is
+    resized to each batch instead.
 
     Inputs named ``table:<weight name>`` get ``tables[<weight name>][ids]``: the float
     rows of an embedding table the flatbuffer does not carry.
@@ -74,32 +86,94 @@ class Int8Runtime:
             self._interpreter = Interpreter(
                 model_content=model_content, num_threads=num_threads or threads()
             )
-            inputs = self._interpreter.get_input_details()
-            self._ids = inputs[0]["index"]
-            self._tables: list[tuple[int, np.ndarray]] = []
-            for detail in inputs[1:]:
-                name = detail["name"]
+            keys = self._interpreter.get_signature_list()
+            widths = {int(k.removeprefix(WIDTH_SIGNATURE)): k for k in keys if _is_width(k)}
+            self._runners = {
+                width: self._interpreter.get_signature_runner(widths[width])
+                for width in sorted(widths)
+            }
+            self._allocated: set[int] = set()
+            if self._runners:
+                inputs = next(iter(self._runners.values())).get_input_details()
+                self._rows = int(inputs[IDS]["shape"][0])
+                names = [name for name in inputs if name != IDS]
+            else:
+                inputs = self._interpreter.get_input_details()
+                self._ids = inputs[0]["index"]
+                names = [detail["name"] for detail in inputs[1:]]
+                self._indexes = [detail["index"] for detail in inputs[1:]]
+                self._output = self._interpreter.get_output_details()[0]["index"]
+                self._shape: tuple[int, ...] | None = None
+            self._tables: list[tuple[str, np.ndarray]] = []
+            for name in names:
                 if not name.startswith(TABLE_INPUT) or tables is None:
                     raise ValueError(f"int8 model input {name!r} has no table to read from")
                 table = np.asarray(tables(name.removeprefix(TABLE_INPUT)), dtype=np.float32)
-                self._tables.append((detail["index"], table))
-            self._output = self._interpreter.get_output_details()[0]["index"]
-            self._shape: tuple[int, ...] | None = None
+                self._tables.append((name, table))
             self(np.ones((1, 8), dtype=np.int32))
+
+    @property
+    def widths(self) -> list[int]:
+        """The widths it runs at fixed shapes (none for a model of unknown shapes)."""
+        return list(self._runners)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
-            if batch.shape != self._shape:  # a handful of widths per chunk: length-sorted
-                self._interpreter.resize_tensor_input(self._ids, batch.shape)
-                for index, table in self._tables:
-                    self._interpreter.resize_tensor_input(index, (*batch.shape, table.shape[1]))
-                self._interpreter.allocate_tensors()
-                self._shape = batch.shape
-            self._interpreter.set_tensor(self._ids, batch)
-            for index, table in self._tables:
-                self._interpreter.set_tensor(index, table[batch])
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+            if self._runners:
+                return self._fixed(batch)
+            return self._resized(batch)
+
+    def _fixed(self, batch: np.ndarray) -> np.ndarray:
+        rows, width = batch.shape
+        fits = [w for w in self._runners if w >= width]
+        if not fits:
+            raise ValueError(
+                f"a batch of {width} tokens is wider than this int8 model's widest input "
+                f"({max(self._runners)})"
+            )
+        padded = np.zeros((-(-rows // self._rows) * self._rows, fits[0]), dtype=np.int32)
+        padded[:rows, :width] = batch
+        runner = self._runners[fits[0]]
+        outputs = []
+        for start in range(0, len(padded), self._rows):
+            ids = padded[start : start + self._rows]
+            feed = {IDS: ids} | {name: table[ids] for name, table in self._tables}
+            if fits[0] in self._allocated:
+                outputs.append(_invoke_allocated(runner, feed))
+            else:
+                outputs.append(next(iter(runner(**feed).values())))
+                self._allocated.add(fits[0])
+        return np.concatenate(outputs)[:rows]
+
+    def _resized(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self._shape:  # a handful of widths per chunk: length-sorted
+            self._interpreter.resize_tensor_input(self._ids, batch.shape)
+            for index, (_, table) in zip(self._indexes, self._tables, strict=True):
+                self._interpreter.resize_tensor_input(index, (*batch.shape, table.shape[1]))
+            self._interpreter.allocate_tensors()
+            self._shape = batch.shape
+        self._interpreter.set_tensor(self._ids, batch)
+        for index, (_, table) in zip(self._indexes, self._tables, strict=True):
+            self._interpreter.set_tensor(index, table[batch])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
+def _invoke_allocated(runner: Any, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """``runner(**feed)`` without the resize and allocation it repeats on every call (a
+    quarter of a millisecond, 2% of a BERT batch): the shapes are fixed, and this
+    signature was allocated by its first call. Uses the runner's own interpreter handles
+    (ai-edge-litert is pinned; tests cover both calls)."""
+    wrapper, graph = runner._interpreter_wrapper, runner._subgraph_index
+    for name, value in feed.items():
+        wrapper.SetTensor(runner._inputs[name], value, graph)
+    wrapper.Invoke(graph)
+    ((_, output),) = runner._outputs
+    return wrapper.GetTensor(output, graph)
+
+
+def _is_width(key: str) -> bool:
+    return key.startswith(WIDTH_SIGNATURE) and key.removeprefix(WIDTH_SIGNATURE).isdigit()
 
 
 class OnnxRuntime:

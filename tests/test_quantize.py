@@ -7,12 +7,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import onnx
 import polars as pl
 import pytest
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
-from emoji_batch import predict, quantize
+from emoji_batch import bert_onnx, predict, quantize
 from emoji_batch.bundle import Bundle, load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
@@ -25,7 +26,9 @@ TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
 @pytest.fixture(scope="module")
 def bert_bundle(tiny_data: dict[str, Path], tiny_bert: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quantize") / "tiny_fine_tuned_bert"
-    args = train_args("fine_tuned_bert", tiny_data, out, "--max-epochs", 1, encoder=tiny_bert)
+    # 32 tokens (the tiny rows' longest is far shorter): one int8 signature fewer.
+    extra = ("--max-epochs", 1, "--max-length", 32)
+    args = train_args("fine_tuned_bert", tiny_data, out, *extra, encoder=tiny_bert)
     assert run_cli([*args, "--batch-size", 16]) == 0
     # Epochs at BERT's learning rate leave the tiny model nearly uniform (top-2 margins
     # ~1e-4) and predicting one emoji, where int8 would be tested on nothing; one epoch
@@ -52,13 +55,13 @@ def bundle(bert_bundle: Path) -> Bundle:
 @pytest.fixture(scope="module")
 def int8_flat(bundle: Bundle) -> bytes:
     """Its int8 conversion, done once (the tests below used to convert it five times)."""
-    return quantize.convert_int8(bundle.model)
+    return quantize.convert_int8(bundle.model, quantize.int8_widths(bundle.manifest.max_length))
 
 
 @pytest.fixture
 def convert_once(int8_flat: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """``quantize`` on a copy of ``bert_bundle`` (same weights) gets the one conversion."""
-    monkeypatch.setattr(quantize, "convert_int8", lambda model: int8_flat)
+    monkeypatch.setattr(quantize, "convert_int8", lambda model, widths: int8_flat)
 
 
 # The tiny BERT's emoji are often near-ties: on the check rows about 13% of them fall
@@ -116,11 +119,10 @@ def test_large_word_table_is_read_from_the_bundle_weights(
     inside = int8_flat
     word_table = bundle.model.get_layer("encoder").weights[0]
     monkeypatch.setattr(quantize, "EXTERNAL_TABLE_SIZE", int(np.prod(word_table.shape)))
-    outside = quantize.convert_int8(bundle.model)
+    outside = quantize.convert_int8(bundle.model, quantize.int8_widths(bundle.manifest.max_length))
     assert len(inside) - len(outside) >= 4 * np.prod(word_table.shape) * 0.9
     runtime = Int8Runtime(outside, bundle.weight)
-    names = [d["name"] for d in runtime._interpreter.get_input_details()]
-    assert names[1:] == ["table:encoder/0:weight"]
+    assert [name for name, _ in runtime._tables] == ["table:encoder/0:weight"]
     # Only the word lookup moved out; position and token-type tables stay inside.
     gathers = [sum(name == "GATHER" for name, _ in _ops(flat)) for flat in (inside, outside)]
     assert gathers[1] == gathers[0] - 1
@@ -164,6 +166,7 @@ def test_fallback_rows_are_fp32(bundle: Bundle, int8_flat: bytes) -> None:
     np.testing.assert_allclose(everything.predict_proba(TEXTS), exact, atol=1e-5)
     assert everything.fallback_rows == len(TEXTS)
     assert type(everything._fallback).__name__ == "OnnxRuntime"
+    onnx.checker.check_model(bert_onnx.bert_graph(bundle.weight, bundle.manifest.config))
 
 
 def test_int8_scoring_never_imports_tensorflow(
@@ -387,6 +390,76 @@ def test_malformed_precisions_record_is_refused(fresh_bundle: Path) -> None:
         load_bundle(fresh_bundle)
 
 
+def _masked_mean_model() -> keras.Model:
+    """A seeded tiny model whose output ignores padding (masked mean of embeddings)."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input(shape=(None,), dtype="int32")
+    embedded = keras.layers.Embedding(50, 8, mask_zero=True)(ids)
+    hidden = keras.layers.GlobalAveragePooling1D()(embedded)
+    return keras.Model(ids, keras.layers.Dense(3, activation="softmax")(hidden))
+
+
+def test_int8_model_runs_any_batch_on_its_fixed_shapes() -> None:
+    """A batch of any rows and width runs padded up to the next signature's width and cut
+    into its fixed rows: each row comes out as it would alone, close to fp32."""
+    from emoji_batch.runtimes import Int8Runtime
+
+    model = _masked_mean_model()
+    runtime = Int8Runtime(quantize.convert_int8(model, [4, 8, 10]), num_threads=1)
+    assert runtime.widths == [4, 8, 10]
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 7, size=2 * quantize.INT8_ROWS + 5)
+    rows = [rng.integers(1, 50, size=size) for size in sizes]
+    batch = pad_batch(rows)
+    out = runtime(batch)
+    assert out.shape == (len(rows), 3)
+    alone = np.concatenate([runtime(row[None].astype(np.int32)) for row in rows])
+    np.testing.assert_allclose(out, alone, atol=1e-6)
+    np.testing.assert_allclose(out, model.predict(batch, verbose=0), atol=0.02)
+    widest = r"11 tokens is wider than this int8 model's widest input \(10\)"
+    with pytest.raises(ValueError, match=widest):
+        runtime(np.ones((2, 11), dtype=np.int32))
+
+
+def test_int8_model_of_unknown_shapes_still_runs() -> None:
+    """Files written before the fixed shapes (one signature, any batch and width, as the
+    shipped glove_cnn's) are resized to each batch and give the same probabilities."""
+    from emoji_batch.runtimes import Int8Runtime
+
+    model = _masked_mean_model()
+    old = Int8Runtime(quantize.convert_int8(model, None), num_threads=1)
+    new = Int8Runtime(quantize.convert_int8(model, [4, 8, 10]), num_threads=1)
+    assert old.widths == []
+    batch = np.random.default_rng(1).integers(0, 50, size=(5, 7), dtype=np.int32)
+    np.testing.assert_allclose(old(batch), new(batch), atol=1e-5)
+
+
+def test_int8_signatures_share_one_copy_of_the_weights(int8_flat: bytes, bundle: Bundle) -> None:
+    """One signature per width, all reading the same weight buffers; the per-width
+    constants (position + token-type embeddings folded per shape) are stored as one row,
+    so the file holds little besides one copy of the weights."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(int8_flat))
+    widths = quantize.int8_widths(bundle.manifest.max_length)
+    keys = sorted(signature.signatureKey.decode() for signature in model.signatureDefs)
+    assert keys == sorted(f"width_{width}" for width in widths)
+
+    int8_weights = [
+        {int(t.buffer) for t in graph.tensors if t.type == schema.TensorType.INT8}
+        for graph in model.subgraphs
+    ]
+    assert int8_weights[0] and all(weights == int8_weights[0] for weights in int8_weights)
+    constants = [
+        list(t.shape)
+        for graph in model.subgraphs
+        for t in graph.tensors
+        if model.buffers[t.buffer].data is not None and len(t.shape) >= 3
+    ]
+    assert constants and all(shape[0] == 1 for shape in constants)
+
+
 def test_int8_runtime_is_safe_to_share_between_threads() -> None:
     """One int8 predictor serves every session of the demo page (and every Spark task of
     an executor): calls from several threads at once, with batches of different shapes,
@@ -399,7 +472,7 @@ def test_int8_runtime_is_safe_to_share_between_threads() -> None:
     ids = keras.Input(shape=(None,), dtype="int32")
     hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8)(ids))
     model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(hidden))
-    runtime = Int8Runtime(quantize.convert_int8(model), num_threads=1)
+    runtime = Int8Runtime(quantize.convert_int8(model, [4, 8, 12]), num_threads=1)
     rng = np.random.default_rng(0)
     batches = [rng.integers(1, 50, size=(1 + i % 5, 3 + i % 7), dtype=np.int32) for i in range(40)]
     expected = [runtime(batch) for batch in batches]
