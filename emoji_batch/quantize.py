@@ -15,11 +15,11 @@ Rows whose two best emoji are nearly tied are recomputed in fp32 (``fine_tuned_b
 in ONNX Runtime, :mod:`emoji_batch.bert_onnx`, so the int8 path never imports
 TensorFlow). LiteRT quantizes each row of a layer's input on its own; ONNX Runtime's
 dynamic int8 (Hugging Face Optimum's recipe) uses one scale per call, and on the shipped
-BERT agrees with fp32's top-1 emoji on 89% of rows, about as fast on an AVX-512/AMX CPU
-(``make bench``, docs/benchmarks.md).
-bfloat16 runs the Keras model with bfloat16 arithmetic (AVX-512 BF16 through oneDNN) and
-float32 weights and output. Each is checked on labelled data against the fp32 model
-before the bundle records it.
+BERT agrees with fp32's top-1 emoji on 89% of rows, and whole process is slower than
+this path on an AVX-512/AMX CPU (``make bench``, docs/benchmarks.md). bfloat16 runs the
+Keras model with bfloat16 arithmetic (AVX-512 BF16 through oneDNN) and float32 weights
+and output. Each is checked on labelled data against the fp32 model before the bundle
+records it.
 """
 
 import logging
