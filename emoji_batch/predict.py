@@ -8,6 +8,7 @@ precision's model runs in a runtime of :mod:`emoji_batch.runtimes`; the int8 cop
 linear n-gram model in NumPy, so neither imports TensorFlow.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -141,12 +142,15 @@ class Predictor:
         self._fp32: Runtime | None = None
         self._fallback: Runtime | None = None
         self._keras: list[KerasRuntime] = []
+        # float32 weights converted once for the runtimes that read them at run time (the
+        # int8 model and BERT's fallback share its 47 MB word table).
+        self._weights = functools.cache(self.bundle.weight)
         self._run: Runtime
         if self.precision == "int8":
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-            self._run = self._checked(Int8Runtime(flat, self.bundle.weight))
+            self._run = self._checked(Int8Runtime(flat, self._weights))
         elif self.precision == "bf16":
             self._run = self._keras_runtime(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:
@@ -180,7 +184,8 @@ class Predictor:
         if self._fallback is None:
             on_cpu = "CPU" in self.device.upper()
             if on_cpu and bert_onnx.supports(self.bundle.manifest.architecture):
-                self._fallback = self._checked(bert_onnx.fp32_runtime(self.bundle))
+                table = self._weights(bert_onnx.WORD_TABLE)
+                self._fallback = self._checked(bert_onnx.fp32_runtime(self.bundle, table))
             else:
                 self._fallback = self._fp32_runtime()
         return self._fallback
