@@ -12,6 +12,7 @@ runtime is a callable ``ids (batch, width) int32 -> probs``.
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -63,14 +64,17 @@ class Int8Runtime:
     with the batch and width unknown, the shape arithmetic TensorFlow writes into every
     reshape stays outside it (1.2x slower for MiniLM). A model with a single signature of
     unknown shapes (what earlier versions wrote, such as the shipped ``glove_cnn``'s) is
-    resized to each batch instead.
+    resized to each batch instead, in one interpreter of ``num_threads`` threads.
+
+    The fixed-shape pieces of a batch run side by side on ``interpreters`` interpreters
+    (by default one per thread, each running one thread): a 16-row piece is too small to
+    share well between threads (see benchmarks/int8_threads.py).
 
     Inputs named ``table:<weight name>`` get ``tables[<weight name>][ids]``: the float
     rows of an embedding table the flatbuffer does not carry.
 
-    An interpreter holds one set of tensors, so calls are serialized: one runtime may be
-    shared by threads (the demo page's sessions, Spark tasks, a prefetching scorer). The
-    interpreter runs its own threads inside ``invoke``.
+    Calls are serialized: one runtime may be shared by threads (the demo page's sessions,
+    Spark tasks, a prefetching scorer).
     """
 
     def __init__(
@@ -78,26 +82,30 @@ class Int8Runtime:
         model_content: bytes,
         tables: Callable[[str], np.ndarray] | None = None,
         num_threads: int | None = None,
+        interpreters: int | None = None,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        n_threads = num_threads or threads()
+        n_copies = min(interpreters or n_threads, n_threads)
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         with stderr_silenced():  # the XNNPACK delegate announces itself on stderr
-            self._interpreter = Interpreter(
-                model_content=model_content, num_threads=num_threads or threads()
-            )
-            keys = self._interpreter.get_signature_list()
-            widths = {int(k.removeprefix(WIDTH_SIGNATURE)): k for k in keys if _is_width(k)}
-            self._runners = {
-                width: self._interpreter.get_signature_runner(widths[width])
-                for width in sorted(widths)
-            }
-            self._allocated: set[int] = set()
-            if self._runners:
-                inputs = next(iter(self._runners.values())).get_input_details()
-                self._rows = int(inputs[IDS]["shape"][0])
-                names = [name for name in inputs if name != IDS]
+
+            def interpreter(n: int) -> Any:
+                return Interpreter(model_content=model_content, num_threads=n)
+
+            first = interpreter(n_threads // n_copies)
+            if any(_is_width(key) for key in first.get_signature_list()):
+                self._copies = [_FixedShapes(first)] + [
+                    _FixedShapes(interpreter(n_threads // n_copies)) for _ in range(n_copies - 1)
+                ]
+                if n_copies > 1:
+                    self._pool = ThreadPoolExecutor(n_copies - 1, "emoji-batch-int8")
+                names = self._copies[0].table_names
             else:
+                self._copies = []
+                self._interpreter = first if n_copies == 1 else interpreter(n_threads)
                 inputs = self._interpreter.get_input_details()
                 self._ids = inputs[0]["index"]
                 names = [detail["name"] for detail in inputs[1:]]
@@ -110,40 +118,42 @@ class Int8Runtime:
                     raise ValueError(f"int8 model input {name!r} has no table to read from")
                 table = np.asarray(tables(name.removeprefix(TABLE_INPUT)), dtype=np.float32)
                 self._tables.append((name, table))
+            for copy in self._copies:  # each copy's first call prints the delegate's notice
+                copy.run(np.ones((copy.rows, copy.widths[0]), dtype=np.int32), self._tables)
             self(np.ones((1, 8), dtype=np.int32))
 
     @property
     def widths(self) -> list[int]:
         """The widths it runs at fixed shapes (none for a model of unknown shapes)."""
-        return list(self._runners)
+        return self._copies[0].widths if self._copies else []
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
-            if self._runners:
+            if self._copies:
                 return self._fixed(batch)
             return self._resized(batch)
 
     def _fixed(self, batch: np.ndarray) -> np.ndarray:
         rows, width = batch.shape
-        fits = [w for w in self._runners if w >= width]
+        fits = [w for w in self.widths if w >= width]
         if not fits:
             raise ValueError(
                 f"a batch of {width} tokens is wider than this int8 model's widest input "
-                f"({max(self._runners)})"
+                f"({max(self.widths)})"
             )
-        padded = np.zeros((-(-rows // self._rows) * self._rows, fits[0]), dtype=np.int32)
+        step = self._copies[0].rows
+        padded = np.zeros((-(-rows // step) * step, fits[0]), dtype=np.int32)
         padded[:rows, :width] = batch
-        runner = self._runners[fits[0]]
-        outputs = []
-        for start in range(0, len(padded), self._rows):
-            ids = padded[start : start + self._rows]
-            feed = {IDS: ids} | {name: table[ids] for name, table in self._tables}
-            if fits[0] in self._allocated:
-                outputs.append(_invoke_allocated(runner, feed))
-            else:
-                outputs.append(next(iter(runner(**feed).values())))
-                self._allocated.add(fits[0])
-        return np.concatenate(outputs)[:rows]
+        pieces = [padded[start : start + step] for start in range(0, len(padded), step)]
+        n = min(len(self._copies), len(pieces))
+
+        def share(i: int) -> list[np.ndarray]:
+            return [self._copies[i].run(ids, self._tables) for ids in pieces[i::n]]
+
+        others = [self._pool.submit(share, i) for i in range(1, n)] if self._pool else []
+        shares = [share(0), *(future.result() for future in others)]
+        out = np.concatenate([shares[i % n][i // n] for i in range(len(pieces))])
+        return out[:rows]
 
     def _resized(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape != self._shape:  # a handful of widths per chunk: length-sorted
@@ -157,6 +167,29 @@ class Int8Runtime:
             self._interpreter.set_tensor(index, table[batch])
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output).copy()
+
+
+class _FixedShapes:
+    """One interpreter of a model with a signature per width, at a fixed number of rows."""
+
+    def __init__(self, interpreter: Any) -> None:
+        keys = interpreter.get_signature_list()
+        widths = {int(k.removeprefix(WIDTH_SIGNATURE)): k for k in keys if _is_width(k)}
+        self.runners = {w: interpreter.get_signature_runner(widths[w]) for w in sorted(widths)}
+        self.widths = list(self.runners)
+        inputs = self.runners[self.widths[0]].get_input_details()
+        self.rows = int(inputs[IDS]["shape"][0])
+        self.table_names = [name for name in inputs if name != IDS]
+        self._allocated: set[int] = set()
+
+    def run(self, ids: np.ndarray, tables: list[tuple[str, np.ndarray]]) -> np.ndarray:
+        """Probabilities for ``rows`` ids of one of its widths."""
+        width = ids.shape[1]
+        feed = {IDS: ids} | {name: table[ids] for name, table in tables}
+        if width in self._allocated:
+            return _invoke_allocated(self.runners[width], feed)
+        self._allocated.add(width)
+        return next(iter(self.runners[width](**feed).values()))
 
 
 def _invoke_allocated(runner: Any, feed: dict[str, np.ndarray]) -> np.ndarray:

@@ -236,5 +236,3 @@ def test_train_cli_refuses_classifier_options(
     err = capsys.readouterr().err
     assert "--class-weight, --max-epochs: not an option of train emoji_position" in err
     assert not (tmp_path / "b").exists()
-
-

@@ -421,6 +421,21 @@ def test_int8_model_runs_any_batch_on_its_fixed_shapes() -> None:
         runtime(np.ones((2, 11), dtype=np.int32))
 
 
+def test_int8_pieces_run_side_by_side_on_several_interpreters() -> None:
+    """A batch's fixed-shape pieces shared out between single-threaded interpreters come
+    back in order, the same as from one interpreter, however unevenly they divide."""
+    from emoji_batch.runtimes import Int8Runtime
+
+    flat = quantize.convert_int8(_masked_mean_model(), [4, 8, 10])
+    one = Int8Runtime(flat, num_threads=1)
+    batch = np.random.default_rng(2).integers(0, 50, size=(4 * quantize.INT8_ROWS + 3, 9))
+    batch = batch.astype(np.int32)
+    for interpreters in (2, 3):
+        several = Int8Runtime(flat, num_threads=3, interpreters=interpreters)
+        np.testing.assert_array_equal(several(batch), one(batch))
+        np.testing.assert_array_equal(several(batch[:5]), one(batch[:5]))
+
+
 def test_int8_model_of_unknown_shapes_still_runs() -> None:
     """Files written before the fixed shapes (one signature, any batch and width, as the
     shipped glove_cnn's) are resized to each batch and give the same probabilities."""
@@ -460,7 +475,8 @@ def test_int8_signatures_share_one_copy_of_the_weights(int8_flat: bytes, bundle:
     assert constants and all(shape[0] == 1 for shape in constants)
 
 
-def test_int8_runtime_is_safe_to_share_between_threads() -> None:
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_int8_runtime_is_safe_to_share_between_threads(interpreters: int) -> None:
     """One int8 predictor serves every session of the demo page (and every Spark task of
     an executor): calls from several threads at once, with batches of different shapes,
     each get their own answer, not ``Cannot set tensor: Dimension mismatch``."""
@@ -472,9 +488,11 @@ def test_int8_runtime_is_safe_to_share_between_threads() -> None:
     ids = keras.Input(shape=(None,), dtype="int32")
     hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8)(ids))
     model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(hidden))
-    runtime = Int8Runtime(quantize.convert_int8(model, [4, 8, 12]), num_threads=1)
+    flat = quantize.convert_int8(model, [4, 8, 12])
+    runtime = Int8Runtime(flat, num_threads=interpreters, interpreters=interpreters)
     rng = np.random.default_rng(0)
-    batches = [rng.integers(1, 50, size=(1 + i % 5, 3 + i % 7), dtype=np.int32) for i in range(40)]
+    sizes = [(1 + (i % 5) * 9, 3 + i % 7) for i in range(40)]  # up to 3 pieces of 16 rows
+    batches = [rng.integers(1, 50, size=size, dtype=np.int32) for size in sizes]
     expected = [runtime(batch) for batch in batches]
     errors: list[BaseException] = []
     start = threading.Barrier(4)
