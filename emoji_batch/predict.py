@@ -150,7 +150,7 @@ class Predictor:
             flat = self.int8_model
             if flat is None:
                 flat = bundle_file(self.bundle.directory, self.bundle.manifest, "int8").read_bytes()
-            self._run = self._checked(Int8Runtime(flat, self._weights))
+            self._run = self._checked(Int8Runtime(flat, self._weights, batch_size=self.batch_size))
         elif self.precision == "bf16":
             self._run = self._keras_runtime(rebuild_model(self.bundle, "mixed_bfloat16"))
         else:

@@ -66,9 +66,11 @@ class Int8Runtime:
     unknown shapes (what earlier versions wrote, such as the shipped ``glove_cnn``'s) is
     resized to each batch instead, in one interpreter of ``num_threads`` threads.
 
-    The fixed-shape pieces of a batch run side by side on ``interpreters`` interpreters
-    (by default one per thread, each running one thread): a 16-row piece is too small to
-    share well between threads (see benchmarks/int8_threads.py).
+    The fixed-shape pieces of a batch run side by side on several interpreters, each
+    taking its share: a 16-row piece is too small to share well between threads (see
+    benchmarks/int8_threads.py). There are as many interpreters as a batch of
+    ``batch_size`` rows has pieces (or ``interpreters``), at most one per thread, the
+    threads divided between them; each holds its own packed copy of the weights.
 
     Inputs named ``table:<weight name>`` get ``tables[<weight name>][ids]``: the float
     rows of an embedding table the flatbuffer does not carry.
@@ -82,12 +84,12 @@ class Int8Runtime:
         model_content: bytes,
         tables: Callable[[str], np.ndarray] | None = None,
         num_threads: int | None = None,
+        batch_size: int | None = None,
         interpreters: int | None = None,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         n_threads = num_threads or threads()
-        n_copies = min(interpreters or n_threads, n_threads)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         with stderr_silenced():  # the XNNPACK delegate announces itself on stderr
@@ -95,17 +97,21 @@ class Int8Runtime:
             def interpreter(n: int) -> Any:
                 return Interpreter(model_content=model_content, num_threads=n)
 
-            first = interpreter(n_threads // n_copies)
+            first = interpreter(1)
             if any(_is_width(key) for key in first.get_signature_list()):
-                self._copies = [_FixedShapes(first)] + [
-                    _FixedShapes(interpreter(n_threads // n_copies)) for _ in range(n_copies - 1)
-                ]
+                probe = _FixedShapes(first)
+                pieces = n_threads if batch_size is None else -(-batch_size // probe.rows)
+                n_copies = max(1, min(interpreters or pieces, n_threads))
+                each = n_threads // n_copies
+                kept = [probe] if each == 1 else []
+                made = [_FixedShapes(interpreter(each)) for _ in range(n_copies - len(kept))]
+                self._copies = kept + made
                 if n_copies > 1:
                     self._pool = ThreadPoolExecutor(n_copies - 1, "emoji-batch-int8")
                 names = self._copies[0].table_names
             else:
                 self._copies = []
-                self._interpreter = first if n_copies == 1 else interpreter(n_threads)
+                self._interpreter = first if n_threads == 1 else interpreter(n_threads)
                 inputs = self._interpreter.get_input_details()
                 self._ids = inputs[0]["index"]
                 names = [detail["name"] for detail in inputs[1:]]
@@ -126,6 +132,11 @@ class Int8Runtime:
     def widths(self) -> list[int]:
         """The widths it runs at fixed shapes (none for a model of unknown shapes)."""
         return self._copies[0].widths if self._copies else []
+
+    @property
+    def interpreters(self) -> int:
+        """How many interpreters share out a batch's pieces."""
+        return max(1, len(self._copies))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:

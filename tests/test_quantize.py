@@ -432,8 +432,15 @@ def test_int8_pieces_run_side_by_side_on_several_interpreters() -> None:
     batch = batch.astype(np.int32)
     for interpreters in (2, 3):
         several = Int8Runtime(flat, num_threads=3, interpreters=interpreters)
+        assert several.interpreters == interpreters
         np.testing.assert_array_equal(several(batch), one(batch))
         np.testing.assert_array_equal(several(batch[:5]), one(batch[:5]))
+    # By default, one interpreter per piece of a batch of ``batch_size``, at most one per
+    # thread (a batch of 32 is two pieces of 16, whatever the cores).
+    assert Int8Runtime(flat, num_threads=4).interpreters == 4
+    assert Int8Runtime(flat, num_threads=4, batch_size=32).interpreters == 2
+    assert Int8Runtime(flat, num_threads=4, batch_size=8).interpreters == 1
+    assert Int8Runtime(flat, num_threads=2, batch_size=64).interpreters == 2
 
 
 def test_int8_model_of_unknown_shapes_still_runs() -> None:
