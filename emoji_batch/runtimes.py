@@ -12,7 +12,7 @@ runtime is a callable ``ids (batch, width) int32 -> probs``.
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -162,7 +162,11 @@ class Int8Runtime:
             return [self._copies[i].run(ids, self._tables) for ids in pieces[i::n]]
 
         others = [self._pool.submit(share, i) for i in range(1, n)] if self._pool else []
-        shares = [share(0), *(future.result() for future in others)]
+        try:
+            mine = share(0)
+        finally:  # no interpreter may still run once the lock is let go
+            wait(others)
+        shares = [mine, *(future.result() for future in others)]
         out = np.concatenate([shares[i % n][i // n] for i in range(len(pieces))])
         return out[:rows]
 
