@@ -92,6 +92,8 @@ class Int8Runtime:
         n_threads = num_threads or threads()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._copies: list[_FixedShapes] = []
+        self._wanted = 1
         with stderr_silenced():  # the XNNPACK delegate announces itself on stderr
 
             def interpreter(n: int) -> Any:
@@ -101,16 +103,14 @@ class Int8Runtime:
             if any(_is_width(key) for key in first.get_signature_list()):
                 probe = _FixedShapes(first)
                 pieces = n_threads if batch_size is None else -(-batch_size // probe.rows)
-                n_copies = max(1, min(interpreters or pieces, n_threads))
-                each = n_threads // n_copies
-                kept = [probe] if each == 1 else []
-                made = [_FixedShapes(interpreter(each)) for _ in range(n_copies - len(kept))]
-                self._copies = kept + made
-                if n_copies > 1:
-                    self._pool = ThreadPoolExecutor(n_copies - 1, "emoji-batch-int8")
+                self._wanted = max(1, min(interpreters or pieces, n_threads))
+                each = n_threads // self._wanted
+                self._new_copy = lambda: _FixedShapes(interpreter(each))
+                self._copies.append(probe if each == 1 else self._new_copy())
+                if self._wanted > 1:
+                    self._pool = ThreadPoolExecutor(self._wanted - 1, "emoji-batch-int8")
                 names = self._copies[0].table_names
             else:
-                self._copies = []
                 self._interpreter = first if n_threads == 1 else interpreter(n_threads)
                 inputs = self._interpreter.get_input_details()
                 self._ids = inputs[0]["index"]
@@ -124,8 +124,6 @@ class Int8Runtime:
                     raise ValueError(f"int8 model input {name!r} has no table to read from")
                 table = np.asarray(tables(name.removeprefix(TABLE_INPUT)), dtype=np.float32)
                 self._tables.append((name, table))
-            for copy in self._copies:  # each copy's first call prints the delegate's notice
-                copy.run(np.ones((copy.rows, copy.widths[0]), dtype=np.int32), self._tables)
             self(np.ones((1, 8), dtype=np.int32))
 
     @property
@@ -135,8 +133,9 @@ class Int8Runtime:
 
     @property
     def interpreters(self) -> int:
-        """How many interpreters share out a batch's pieces."""
-        return max(1, len(self._copies))
+        """How many interpreters share out a batch's pieces (each made when a batch first
+        has a piece for it, so scoring a few tweets holds one copy of the weights)."""
+        return self._wanted
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -156,7 +155,10 @@ class Int8Runtime:
         padded = np.zeros((-(-rows // step) * step, fits[0]), dtype=np.int32)
         padded[:rows, :width] = batch
         pieces = [padded[start : start + step] for start in range(0, len(padded), step)]
-        n = min(len(self._copies), len(pieces))
+        n = min(self._wanted, len(pieces))
+        while len(self._copies) < n:
+            with stderr_silenced():
+                self._copies.append(self._new_copy())
 
         def share(i: int) -> list[np.ndarray]:
             return [self._copies[i].run(ids, self._tables) for ids in pieces[i::n]]
