@@ -33,6 +33,9 @@ class Architecture:
     builder: str
     defaults: dict[str, Any] = field(default_factory=dict)
     phases: tuple[Phase, ...] = ()
+    # "keras": trained in epochs by emoji_batch.train; "convex": solved in one go by
+    # emoji_batch.train_linear (no TensorFlow).
+    trainer: str = "keras"
 
     def build(self, config: dict[str, Any], n_labels: int, dtype_policy: str | None = None) -> Any:
         """The Keras model for ``config``, untrained (imports TensorFlow), under a Keras
@@ -49,10 +52,11 @@ GLOVE_DEFAULTS: dict[str, Any] = {"embedding_dropout": 0.0, "extra_dim": 0, "max
 
 # Settings every n-gram model takes; "n_features" and "n_word_features" are filled by
 # train. max_length caps the n-grams read per text (words first): a 280-character tweet
-# has fewer than 1,024.
+# has fewer than 1,024 word 1-2-grams and char_wb 2-5-grams.
 NGRAM_DEFAULTS: dict[str, Any] = {
     "word_ngrams": [1, 2],
     "char_ngrams": [2, 5],
+    "char_analyzer": "char_wb",
     "min_df": 2,
     "max_length": 1024,
 }
@@ -123,6 +127,28 @@ ARCHITECTURES: dict[str, Architecture] = {
             # l2 = 1 / (2 C n): the baseline's LogisticRegression(C=2) on 45k tweets.
             defaults={"hidden": 0, "dropout": 0.0, "l2": 5.6e-6, **NGRAM_DEFAULTS},
             phases=(Phase("all_trainable", 1e-2, 20, train_pretrained=True),),
+        ),
+        Architecture(
+            name="ngram_svm",
+            family="ngram",
+            description="word 1-4-grams + char 1-6-grams, idf-weighted, L2-normalised -> "
+            "one-vs-rest linear SVM (liblinear), pruned, temperature-calibrated softmax",
+            builder="build_ngram",
+            # The SemEval-2018 winner's features and C; chosen on Dev.csv (docs/results.md).
+            defaults={
+                **NGRAM_DEFAULTS,
+                "word_ngrams": [1, 4],
+                "char_ngrams": [1, 6],
+                "char_analyzer": "char",
+                "max_length": 2048,
+                "C": 0.1,
+                "loss": "squared_hinge",
+                "max_features": 1_000_000,
+                "hidden": 0,
+                "dropout": 0.0,
+                "l2": 0.0,
+            },
+            trainer="convex",
         ),
         Architecture(
             name="fine_tuned_bert",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from emoji_batch import __version__
-from emoji_batch.cleaning import CLEANING_VERSION
+from emoji_batch.cleaning import CLEANING_VERSION, CLEANING_VERSIONS
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
@@ -134,7 +134,7 @@ def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:
 
 
 def read_manifest(directory: Path) -> Manifest:
-    data = read_manifest_json(directory, CLASSIFIER, FORMAT_VERSION, CLEANING_VERSION)
+    data = read_manifest_json(directory, CLASSIFIER, FORMAT_VERSION, CLEANING_VERSIONS)
     return Manifest.from_json(data, directory)
 
 

@@ -28,7 +28,7 @@ from emoji_batch.bundle import (
     check_new_bundle_dir,
     load_bundle,
 )
-from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
+from emoji_batch.cleaning import CLEANING_VERSIONS, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
 from emoji_batch.errors import InputError, ModelError
@@ -133,6 +133,19 @@ class Ensemble:
         return [self.directory / MANIFEST] + [f for m in self.members for f in bundle_files(m)]
 
 
+def _check_same_cleaning(bundles: Sequence[Bundle], where: Path, version: str | None = None) -> str:
+    """The one cleaning version the members share (and the ensemble records): the text
+    of a chunk is cleaned once for all of them."""
+    versions = {b.manifest.cleaning_version for b in bundles} | ({version} if version else set())
+    if len(versions) > 1:
+        each = ", ".join(f"{b.name}: {b.manifest.cleaning_version}" for b in bundles)
+        raise ModelError(
+            f"{where}: members must share one cleaning version ({each}); retrain the older "
+            "ones with this emoji-batch"
+        )
+    return versions.pop()
+
+
 def _check_same_labels(bundles: Sequence[Bundle], where: Path) -> None:
     first = [label.id for label in bundles[0].labels]
     for bundle in bundles[1:]:
@@ -159,7 +172,7 @@ def _label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
 def load_ensemble(directory: Path) -> Ensemble:
     """Load the members named by the manifest, refusing any that moved or changed."""
     path = directory / MANIFEST
-    data = read_manifest_json(directory, KIND, FORMAT_VERSION, CLEANING_VERSION)
+    data = read_manifest_json(directory, KIND, FORMAT_VERSION, CLEANING_VERSIONS)
     try:
         specs = data["members"]
         mix = Mix(
@@ -185,6 +198,7 @@ def load_ensemble(directory: Path) -> Ensemble:
             )
         members.append(bundle)
     _check_same_labels(members, directory)
+    _check_same_cleaning(members, directory, data["cleaning_version"])
     if len(prior) != len(members[0].labels):
         raise ModelError(f"{path}: label_prior needs one value per label")
     return Ensemble(directory, members, mix, prior, data)
@@ -258,6 +272,14 @@ class EnsemblePredictor:
     def fingerprint(self) -> str:
         return file_digest(*self.bundle.files())
 
+    @property
+    def cleaning_version(self) -> str:
+        return self.bundle.members[0].manifest.cleaning_version
+
+    def clean(self, texts: Sequence[str | None]) -> list[str]:
+        """Cleaned once for every member: they share one cleaning version."""
+        return clean_texts(list(texts), self.cleaning_version)
+
     def encode(self, cleaned: Sequence[str]) -> list[list[np.ndarray]]:
         """Per text, the encodings of every member (texts stay the unit of a chunk)."""
         per_member = [m.encode(cleaned) for m in self.members]
@@ -273,7 +295,7 @@ class EnsemblePredictor:
         return self.predict_encoded(self.encode(cleaned))
 
     def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:
-        return self.predict_cleaned(clean_texts(list(texts)))
+        return self.predict_cleaned(self.clean(texts))
 
 
 @dataclass
@@ -331,6 +353,7 @@ def fit_ensemble(
     check_new_bundle_dir(output, force)
     bundles = [load_bundle(m) for m in members]
     _check_same_labels(bundles, data)
+    cleaning = _check_same_cleaning(bundles, data)
     labels = bundles[0].labels
     labelled = read_labelled(data, text_column, label_column)
     inside = keep_labels(labelled, [label.id for label in labels])
@@ -340,7 +363,7 @@ def fit_ensemble(
         )
     y = label_indices(inside, labels)
     _check_enough_rows(y, data)
-    cleaned = clean_texts(inside.texts)
+    cleaned = clean_texts(inside.texts, cleaning)
     probs = []
     member_f1: dict[str, float] = {}
     device = "/CPU:0"
@@ -368,7 +391,7 @@ def fit_ensemble(
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
-        "cleaning_version": CLEANING_VERSION,
+        "cleaning_version": cleaning,
         "labels": [label.to_dict() for label in labels],
         "members": [
             {

@@ -27,6 +27,9 @@ class EvalReport:
     accuracy: float
     macro_f1: float
     top3_accuracy: float
+    # Top-1 expected calibration error, 15 equal-width confidence bins: how far the
+    # probability of the emoji shown is from how often it is right.
+    ece: float
     per_class: list[ClassScore]
     confusion: list[list[int]]
 
@@ -38,6 +41,7 @@ class EvalReport:
             "accuracy": round(100 * self.accuracy, 2),
             "macro_f1": round(100 * self.macro_f1, 2),
             "top3_accuracy": round(100 * self.top3_accuracy, 2),
+            "ece": round(self.ece, 4),
         }
 
     def table(self) -> str:
@@ -45,7 +49,7 @@ class EvalReport:
         lines = [
             f"{self.dataset}: {self.rows} rows",
             f"accuracy {100 * self.accuracy:.2f}%  macro-F1 {100 * self.macro_f1:.2f}  "
-            f"top-3 accuracy {100 * self.top3_accuracy:.2f}%",
+            f"top-3 accuracy {100 * self.top3_accuracy:.2f}%  ECE {self.ece:.3f}",
             "",
             f"{'id':>3}  {'emoji':<5} {'precision':>9} {'recall':>7} {'f1':>6} "
             f"{'support':>8}  name",
@@ -69,11 +73,28 @@ def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(np.divide(2 * hits, both, out=np.zeros(n), where=both > 0)))
 
 
+ECE_BINS = 15
+
+
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-1 ECE: the rows' weighted mean gap between confidence and accuracy, per
+    equal-width confidence bin (``y`` as output positions)."""
+    if not len(y):
+        return 0.0
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    gap = np.bincount(which, confidence - correct, minlength=bins)
+    return float(np.abs(gap).sum() / counts.sum())
+
+
 def evaluate_probs(
     y_true: np.ndarray, probs: np.ndarray, labels: list[Label], dataset: str
 ) -> EvalReport:
     ids = [label.id for label in labels]
     y_pred = np.asarray(ids)[probs.argmax(axis=1)]  # output position -> dataset label id
+    position = {label_id: i for i, label_id in enumerate(ids)}
     top3 = np.asarray(ids)[np.argsort(-probs, axis=1)[:, :3]]
     # Imported here: sklearn takes a second to import, which `score` and `predict` skip.
     from sklearn.metrics import (
@@ -94,6 +115,9 @@ def evaluate_probs(
         accuracy=float(accuracy_score(y_true, y_pred)),
         macro_f1=float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
         top3_accuracy=float(np.mean([t in row for t, row in zip(y_true, top3, strict=True)])),
+        ece=expected_calibration_error(
+            np.array([position[t] for t in y_true.tolist()], dtype=np.int64), probs
+        ),
         per_class=per_class,
         confusion=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
     )

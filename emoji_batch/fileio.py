@@ -192,6 +192,17 @@ def _check_input(path: Path) -> None:
         raise InputError(f"input {path} is a directory, not a file")
 
 
+def check_unique_names(names: list[str], where: str = "the input") -> None:
+    """Refuse duplicate column names (a writer would keep one of them) and the reserved
+    name the reader uses for its invalid-UTF-8 flags."""
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})
+    if duplicates:
+        raise InputError(f"{where}: duplicate column names {duplicates}; rename them first")
+    if INVALID_UTF8 in names:
+        raise InputError(f"{where}: the column name {INVALID_UTF8!r} is reserved; rename it")
+
+
 def _read_csv_header(stream: BinaryIO, where: str) -> list[str]:
     """Column names from the header record (which may span lines inside quotes)."""
     raw = stream.readline()
@@ -201,8 +212,7 @@ def _read_csv_header(stream: BinaryIO, where: str) -> list[str]:
         raise InputError(f"{where} is empty: expected a header row")
     text = raw.decode("utf-8-sig", errors="replace")
     names = next(csv.reader(io.StringIO(text)))
-    if len(set(names)) != len(names):
-        raise InputError(f"{where}: duplicate column names in header {names}")
+    check_unique_names(names, where)
     return names
 
 
@@ -356,6 +366,7 @@ class ChunkReader:
                 self._stream.close()
                 self._parquet: pq.ParquetFile | None = pq.ParquetFile(pa.OSFile(str(path)))
                 self.schema: pa.Schema = self._parquet.schema_arrow
+                check_unique_names(self.schema.names, where)
                 self.total_rows = self._parquet.metadata.num_rows
             elif fmt == "csv":
                 names = _read_csv_header(self._stream, where)
@@ -387,6 +398,7 @@ class ChunkReader:
                 self._stream.seek(0)
                 rows = (row for row, _ in _jsonl_records(self._stream, where))
                 self.schema, self.total_rows = _jsonl_schema(rows)
+                check_unique_names(self.schema.names, where)
                 if not self.total_rows:
                     raise InputError(f"{where} is empty: expected JSON objects, one per line")
         except pa.ArrowInvalid as exc:

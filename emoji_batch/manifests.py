@@ -9,6 +9,8 @@ stay light.
 """
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,29 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+def record_evaluation(directory: Path, dataset: str, summary: dict[str, Any]) -> None:
+    """Store ``summary`` under ``metrics.evaluated[dataset]`` in the bundle's manifest,
+    replacing the file atomically (a reader sees the old manifest or the new one).
+
+    A bundle records its validation metrics when it is made; this adds the other data
+    sets it is compared on (Dev and Val side by side). An ensemble records member hashes,
+    so record the members' evaluations before fitting one."""
+    path = directory / MANIFEST
+    data = read_json_object(path)
+    metrics = data.setdefault("metrics", {})
+    metrics.setdefault("evaluated", {})[dataset] = summary
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def manifest_kind(directory: Path) -> str | None:
     """What the bundle in ``directory`` is (``CLASSIFIER``, ``ENSEMBLE``, ``POSITION`` or
     another kind's name), or None if its manifest cannot be read."""
@@ -56,10 +81,11 @@ def read_manifest_json(
     directory: Path,
     kind: str,
     format_version: int,
-    cleaning_version: str | None = None,
+    cleaning_versions: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The manifest of the ``kind`` bundle in ``directory``, checked: a JSON object of
-    that kind, in ``format_version``, and (when given) fitted with ``cleaning_version``."""
+    that kind, in ``format_version``, and (when given) fitted with one of
+    ``cleaning_versions``."""
     data = read_json_object(directory / MANIFEST)
     found = data.get("kind", CLASSIFIER)
     if found != kind:
@@ -71,9 +97,10 @@ def read_manifest_json(
             f"{directory}: {kind} format version {version!r} is not supported "
             f"(this emoji-batch reads version {format_version})"
         )
-    if cleaning_version is not None and data.get("cleaning_version") != cleaning_version:
+    if cleaning_versions is not None and data.get("cleaning_version") not in cleaning_versions:
+        known = ", ".join(repr(v) for v in cleaning_versions)
         raise ModelError(
             f"{directory}: {kind} was trained with cleaning version "
-            f"{data.get('cleaning_version')!r}, this emoji-batch implements {cleaning_version!r}"
+            f"{data.get('cleaning_version')!r}, this emoji-batch implements {known}"
         )
     return data

@@ -1,7 +1,8 @@
 """Word and character n-gram features for the ``ngram`` family (tf-idf-like models).
 
 scikit-learn's analyzers define the features of a cleaned text: word n-grams (its default
-token pattern) and ``char_wb`` n-grams (each word padded with one space on either side).
+token pattern) and either ``char_wb`` n-grams (each word padded with one space on either
+side) or ``char`` n-grams (every window of the text, across words).
 The vocabulary is fitted with them and stored one feature per line. Scoring needs the
 ~200 character n-grams of every tweet: sklearn's pure-Python analyzers plus a dictionary
 lookup per n-gram took 105 us of CPU a tweet, too slow for ``score`` at 10k tweets/s on
@@ -36,14 +37,19 @@ _NOTHING = np.zeros(1, dtype=np.int32)
 
 # sklearn's default token_pattern: what its word analyzer calls a word.
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+# What sklearn's char analyzer collapses to one space before taking windows.
+_WHITE_SPACES = re.compile(r"\s\s+")
+CHAR_ANALYZERS = ("char_wb", "char")
 
 
-def _vectorizer(kind: str, ngrams: Sequence[int]) -> "CountVectorizer":
+def _vectorizer(
+    kind: str, ngrams: Sequence[int], char_analyzer: str = "char_wb"
+) -> "CountVectorizer":
     """The sklearn vectorizer whose analyzer defines the ``kind`` n-grams (imported
     here: scoring does without sklearn's second of import, see :func:`word_ngrams`)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    analyzer = "word" if kind == WORD else "char_wb"
+    analyzer = "word" if kind == WORD else char_analyzer
     return CountVectorizer(analyzer=analyzer, ngram_range=tuple(ngrams), lowercase=False)
 
 
@@ -73,9 +79,9 @@ def _code_points(text: str) -> np.ndarray:
 class NgramEncoder:
     """Maps a cleaned text to the ids of its distinct known n-grams; id 0 is padding.
 
-    ``features`` are (kind, n-gram) pairs, kind ``w`` (word) or ``c`` (char_wb), the
-    words first (the model normalises ids up to ``n_words`` on their own); a feature's
-    id is its index + 1.
+    ``features`` are (kind, n-gram) pairs, kind ``w`` (word) or ``c`` (``char_analyzer``:
+    char_wb or char), the words first (the model normalises ids up to ``n_words`` on
+    their own); a feature's id is its index + 1.
     """
 
     def __init__(
@@ -83,12 +89,20 @@ class NgramEncoder:
         features: list[tuple[str, str]],
         word_ngrams: Sequence[int],
         char_ngrams: Sequence[int],
+        char_analyzer: str = "char_wb",
     ) -> None:
         low, high = char_ngrams
-        if not 2 <= low <= 3 or high < low:
+        if char_analyzer not in CHAR_ANALYZERS:
+            raise ValueError(
+                f"char analyzer must be one of {CHAR_ANALYZERS}, not {char_analyzer!r}"
+            )
+        if char_analyzer == "char_wb" and not 2 <= low <= 3:
             # Words are padded to >= 3 characters: below that, sklearn's char_wb adds
             # short words whole, which the window search here does not reproduce.
-            raise ValueError(f"char n-gram range must start at 2 or 3, not {char_ngrams}")
+            raise ValueError(f"char_wb n-gram range must start at 2 or 3, not {char_ngrams}")
+        if not 1 <= low <= high:
+            raise ValueError(f"bad char n-gram range {char_ngrams}")
+        self.char_analyzer = char_analyzer
         is_char = np.fromiter((kind == CHAR for kind, _ in features), bool, len(features))
         self.n_words = len(features) - int(is_char.sum())
         if is_char[: self.n_words].any():
@@ -124,20 +138,22 @@ class NgramEncoder:
         word_ngrams: Sequence[int],
         char_ngrams: Sequence[int],
         min_df: int,
+        char_analyzer: str = "char_wb",
     ) -> tuple["NgramEncoder", np.ndarray]:
         """The n-grams found in at least ``min_df`` texts, and the idf of every id
         (sklearn's smoothed ``ln((1 + n) / (1 + df)) + 1``; 0 for padding)."""
         features: list[tuple[str, str]] = []
         dfs = [np.zeros(1)]
         for kind, ngrams in ((WORD, word_ngrams), (CHAR, char_ngrams)):
-            vectorizer = _vectorizer(kind, ngrams).set_params(min_df=min_df, binary=True)
+            vectorizer = _vectorizer(kind, ngrams, char_analyzer)
+            vectorizer.set_params(min_df=min_df, binary=True)
             counts = vectorizer.fit_transform(texts)
             features += [(kind, str(f)) for f in vectorizer.get_feature_names_out()]
             dfs.append(np.asarray(counts.sum(axis=0)).ravel())
         df = np.concatenate(dfs)
         idf = np.log((1 + len(texts)) / (1 + df)) + 1
         idf[0] = 0.0
-        return cls(features, word_ngrams, char_ngrams), idf.astype(np.float32)
+        return cls(features, word_ngrams, char_ngrams, char_analyzer), idf.astype(np.float32)
 
     def encode(self, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
         """Sorted distinct feature ids per text, from its first ``max_length`` n-grams
@@ -179,30 +195,37 @@ class NgramEncoder:
         return np.repeat(np.arange(len(texts)), counts), ids
 
     def _chars(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Text index and id (0: unknown) of every char_wb n-gram, position by position.
+        """Text index and id (0: unknown) of every char n-gram, position by position.
 
-        Words are joined by two spaces (" ab  cd "), so a window is one of a padded
-        word's n-grams exactly when no space lies inside it (or, for two characters,
-        it is not two spaces) and it does not cross into the next text.
+        char_wb: words are joined by two spaces (" ab  cd "), so a window is one of a
+        padded word's n-grams exactly when no space lies inside it (or, for two
+        characters, it is not two spaces) and it does not cross into the next text.
+        char: every window that does not cross into the next text.
         """
-        padded = [" " + "  ".join(t.split()) + " " for t in texts]
+        wb = self.char_analyzer == "char_wb"
+        if wb:
+            padded = [" " + "  ".join(t.split()) + " " for t in texts]
+        else:
+            padded = [_WHITE_SPACES.sub(" ", t) for t in texts]
         cp = _code_points("".join(padded))
         text_of = np.repeat(np.arange(len(texts)), [len(p) for p in padded])
         space = cp == 32
         spaces = np.concatenate([[0], np.cumsum(space, dtype=np.int64)])
         low, high = self.char_ngrams
         hashes = np.zeros((len(cp), high - low + 1), dtype=np.uint64)
+        if not len(cp):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         valid = np.zeros(hashes.shape, dtype=bool)
         for j, n in enumerate(range(low, high + 1)):
             m = len(cp) - n + 1
             if m <= 0:
                 break
             hashes[:m, j] = _hash_rows(np.lib.stride_tricks.sliding_window_view(cp, n))
-            ok = (spaces[n - 1 : n - 1 + m] == spaces[1 : 1 + m]) & (
-                text_of[:m] == text_of[n - 1 :]
-            )
-            if n == 2:
-                ok &= ~(space[:m] & space[1:])
+            ok = text_of[:m] == text_of[n - 1 :]
+            if wb:
+                ok &= spaces[n - 1 : n - 1 + m] == spaces[1 : 1 + m]
+                if n == 2:
+                    ok &= ~(space[:m] & space[1:])
             valid[:m, j] = ok
         found = pl.Series(hashes[valid]).replace_strict(
             self._char_hashes, self._char_ids, default=0, return_dtype=pl.Int32
@@ -230,7 +253,12 @@ class NgramEncoder:
             raise ModelError(f"{path}:{lineno}: expected 'w' or 'c', a tab and an n-gram")
         features = list(zip(body.str.head(1).to_list(), body.str.slice(2).to_list(), strict=True))
         try:
-            encoder = cls(features, config["word_ngrams"], config["char_ngrams"])
+            encoder = cls(
+                features,
+                config["word_ngrams"],
+                config["char_ngrams"],
+                config.get("char_analyzer", "char_wb"),
+            )
             if encoder.n_words != config["n_word_features"]:
                 raise ValueError(f"{encoder.n_words} word n-grams, the model has a different count")
         except (KeyError, TypeError, ValueError) as exc:

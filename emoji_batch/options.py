@@ -25,7 +25,7 @@ class ScoreOptions:
     """What to score with and how; the defaults are the CLI's."""
 
     model: str | None = None  # a bundle or ensemble name or path; None: the shipped default
-    models_dir: Path | None = None
+    models_dir: Path | None = None  # a str or os.PathLike is taken as a Path
     text_column: str = "text"
     top_k: int = 3
     insert: bool = False  # add text_with_emoji, placed by the position model
@@ -37,6 +37,8 @@ class ScoreOptions:
     precision: PrecisionChoice = "auto"
 
     def __post_init__(self) -> None:
+        if self.models_dir is not None and not isinstance(self.models_dir, Path):
+            object.__setattr__(self, "models_dir", Path(self.models_dir))
         for name in ("top_k", "chunk_rows", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

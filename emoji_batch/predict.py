@@ -77,8 +77,11 @@ def resolve_precision(choice: PrecisionChoice, bundle: Bundle, device: str) -> P
 
 def numpy_fp32(bundle: Bundle) -> bool:
     """Whether the bundle's fp32 model runs in NumPy on the CPU (a linear n-gram model)."""
+    from emoji_batch.architectures import get_architecture
+
     manifest = bundle.manifest
-    return manifest.architecture == "ngram_linear" and not manifest.config.get("hidden")
+    family = get_architecture(manifest.architecture).family
+    return family == "ngram" and not manifest.config.get("hidden")
 
 
 def pad_batch(seqs: Sequence[np.ndarray]) -> np.ndarray:
@@ -223,6 +226,14 @@ class Predictor:
         """Hash of the files its predictions depend on (for ``--resume`` journals)."""
         return file_digest(*bundle_files(self.bundle))
 
+    @property
+    def cleaning_version(self) -> str:
+        return self.bundle.manifest.cleaning_version
+
+    def clean(self, texts: Sequence[str | None]) -> list[str]:
+        """``texts`` cleaned as the bundle's training text was (its cleaning version)."""
+        return clean_texts(list(texts), self.cleaning_version)
+
     def encode(self, cleaned: Sequence[str]) -> list[np.ndarray]:
         return self.bundle.encoder.encode(cleaned, self.bundle.manifest.max_length)
 
@@ -263,4 +274,4 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str | None]) -> np.ndarray:
         """Probabilities for raw texts (cleaned here with the bundle's cleaning)."""
-        return self.predict_cleaned(clean_texts(list(texts)))
+        return self.predict_cleaned(self.clean(texts))

@@ -344,7 +344,8 @@ def fp32_reference(
     inside = keep_labels(labelled, [label.id for label in bundle.labels])
     if not len(inside):
         check_labels(labelled, bundle.labels)  # raises: nothing to compare on
-    encoded = bundle.encoder.encode(clean_texts(inside.texts), bundle.manifest.max_length)
+    cleaned = clean_texts(inside.texts, bundle.manifest.cleaning_version)
+    encoded = bundle.encoder.encode(cleaned, bundle.manifest.max_length)
     fp32 = Predictor(bundle, batch_size=batch_size)
     fp32.predict_encoded(encoded)  # the first calls set up kernels for every width
     started = time.perf_counter()

@@ -23,7 +23,6 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from emoji_batch import logs
-from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import InputError, LockedError
@@ -43,6 +42,7 @@ from emoji_batch.fileio import (
     is_text_type,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
+from emoji_batch.manifests import record_evaluation
 from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, insert_emoji, load_position_model
 from emoji_batch.predict import PrecisionChoice, top_k
@@ -154,6 +154,29 @@ def _row_texts(
     return texts, errors
 
 
+def python_texts(values: Iterable[object]) -> tuple[list[str | None], list[str | None]]:
+    """Each Python value's text and why it cannot be scored, as :func:`_row_texts` says it
+    for Arrow columns: None and NaN (pandas' missing value) are ``missing text``; any other
+    non-string (int, bytes, ...) is ``text is <type>, not a string``."""
+    texts: list[str | None] = []
+    errors: list[str | None] = []
+    for value in values:
+        if isinstance(value, str):
+            texts.append(value)
+            errors.append(None)
+            continue
+        texts.append(None)
+        missing = (
+            value is None
+            or (isinstance(value, float | np.floating) and bool(np.isnan(value)))
+            or type(value).__name__ in ("NAType", "NaTType")
+        )
+        errors.append(
+            "missing text" if missing else f"text is {type(value).__name__}, not a string"
+        )
+    return texts, errors
+
+
 @dataclass
 class PreparedChunk:
     """A chunk read, checked, cleaned and encoded: everything before the model."""
@@ -165,15 +188,24 @@ class PreparedChunk:
     encoded: list[Any]  # what predictor.encode returned: id arrays, or per member for ensembles
 
 
-def prepare_chunk(table: pa.Table, text_column: str, predictor: AnyPredictor) -> PreparedChunk:
-    """Find unscorable rows, clean the text and encode the rows that can be scored."""
+def prepare_chunk(
+    table: pa.Table,
+    text_column: str,
+    predictor: AnyPredictor,
+    row_texts: tuple[list[str | None], list[str | None]] | None = None,
+) -> PreparedChunk:
+    """Find unscorable rows, clean the text and encode the rows that can be scored;
+    ``row_texts`` (from :func:`python_texts`) replaces what the text column says."""
     invalid = None
     if INVALID_UTF8 in table.column_names:
         invalid = table.column(INVALID_UTF8).to_numpy()
         table = table.drop_columns([INVALID_UTF8])
-    texts, errors = _row_texts(table.column(text_column), invalid)
+    texts, errors = row_texts or _row_texts(table.column(text_column), invalid)
+    if row_texts is not None and invalid is not None:
+        for i in np.flatnonzero(invalid):
+            errors[i] = INVALID_UTF8_REASON
     raw = [None if e else v for v, e in zip(texts, errors, strict=True)]
-    cleaned = clean_texts(raw)
+    cleaned = predictor.clean(raw)
     errors = [e or ("empty text" if not c else None) for e, c in zip(errors, cleaned, strict=True)]
     ok = np.array([e is None for e in errors], dtype=bool)
     encoded = predictor.encode([c for c, good in zip(cleaned, ok, strict=True) if good])
@@ -460,8 +492,8 @@ def _write_file(
 
 
 def score_file(
-    input_path: Path,
-    output_path: Path | None = None,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | None = None,
     options: ScoreOptions | None = None,
     *,
     force: bool = False,
@@ -482,6 +514,8 @@ def score_file(
     """
     started = time.perf_counter()
     options = ScoreOptions.of(options, settings)
+    input_path = Path(input_path)
+    output_path = None if output_path is None else Path(output_path)
     in_fmt = detect_format(input_path, options.input_format)
     target = _check_target(input_path, output_path, in_fmt, options, force, resume)
     reader = ChunkReader(input_path, in_fmt, options.chunk_rows)
@@ -557,20 +591,27 @@ def _run_fingerprint(
 
 
 def evaluate_file(
-    data: Path,
+    data: str | os.PathLike[str],
     *,
     model: str | None = None,
-    models_dir: Path | None = None,
-    report_dir: Path | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
     text_column: str = "text",
     label_column: str = "label",
     device: DeviceChoice = "auto",
     batch_size: int | None = None,
     precision: PrecisionChoice = "auto",
+    record: bool = False,
 ) -> EvalReport:
     """Accuracy, macro-F1 and per-class scores of a model on a labelled file, with the
-    precision ``score`` would use (``auto``) unless told otherwise."""
+    precision ``score`` would use (``auto``) unless told otherwise; ``record`` also
+    stores the summary (and the precision) in the model's manifest."""
+    data = Path(data)
+    models_dir = None if models_dir is None else Path(models_dir)
+    report_dir = None if report_dir is None else Path(report_dir)
     labelled = read_labelled(data, text_column, label_column)
+    if not len(labelled):
+        raise InputError(f"{data} has no labelled rows to evaluate on")
     predictor = load_predictor(model, models_dir, device, batch_size, precision)
     log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, data)
     ids = [label.id for label in predictor.bundle.labels]
@@ -589,4 +630,7 @@ def evaluate_file(
     report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, data.name)
     if report_dir is not None:
         write_report(report, report_dir)
+    if record:
+        summary = {**report.summary(), "precision": predictor.precision}
+        record_evaluation(predictor.bundle.directory, data.name, summary)
     return report

@@ -608,6 +608,40 @@ def _is_dir(spark: "SparkSession", uri: str) -> bool:
     return bool(fs.getFileStatus(path).isDirectory())
 
 
+def _qualified(spark: "SparkSession", uri: str) -> str:
+    """``uri`` as its filesystem names it (scheme, authority, absolute path), for comparing."""
+    fs, path = _fs(spark, uri)
+    return str(fs.makeQualified(path).toString()).rstrip("/")
+
+
+def _input_root(input_uri: str) -> str:
+    """The part of INPUT before any glob, cut back to its last whole directory."""
+    match = _GLOB.search(input_uri)
+    if match is None:
+        return input_uri.rstrip("/")
+    return input_uri[: match.start()].rpartition("/")[0] or "."
+
+
+def check_output_apart(spark: "SparkSession", input_uri: str, output_uri: str) -> None:
+    """Refuse an OUTPUT that is, lies inside or holds INPUT: Spark's writer removes
+    OUTPUT (with ``--force``) or writes into it before the input has been read, which
+    would destroy the input."""
+    source = _qualified(spark, _input_root(input_uri))
+    target = _qualified(spark, output_uri)
+    if source == target:
+        relation = "is the input"
+    elif source.startswith(target + "/"):
+        relation = "holds the input"
+    elif target.startswith(source + "/"):
+        relation = "lies inside the input"
+    else:
+        return
+    raise InputError(
+        f"output {output_uri} {relation} {input_uri}; the Spark engine writes OUTPUT before "
+        "it has read the input: choose an output apart from it"
+    )
+
+
 def _merge(schemas: list[pa.Schema], fmt: FileFormat, names: list[str]) -> pa.Schema:
     """One schema for files read in order: CSV files must share their header; JSON-lines
     keys are merged as one file's lines would be (first-seen order; one JSON type keeps
@@ -695,8 +729,8 @@ def score_path(
     file's rows, across part files in name order. ``chunk_rows`` is the rows per chunk
     scored. An existing OUTPUT is refused unless ``force`` (then it is overwritten,
     Spark's way: removed when the job starts, not swapped atomically as local ``score``
-    does). The summary's row counts are Spark accumulators: a stage Spark recomputes
-    would count twice.
+    does); an OUTPUT that is, holds or lies inside INPUT is always refused. The summary's
+    row counts are Spark accumulators: a stage Spark recomputes would count twice.
     """
     started = time.perf_counter()
     options = ScoreOptions.of(options, settings)
@@ -708,6 +742,7 @@ def score_path(
     spark = spark_session(master, spark_logs)
     if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
         raise InputError(f"input file {input_uri} does not exist")
+    check_output_apart(spark, input_uri, output_uri)
     if not force and _exists(spark, output_uri):
         raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
     spark.conf.set(ARROW_BATCH_ROWS, str(options.chunk_rows))

@@ -11,9 +11,9 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -48,67 +48,19 @@ from emoji_batch.dataset import (
 )
 from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
-from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
+from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label, read_mapping
 from emoji_batch.networks import set_pretrained_trainable
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
+from emoji_batch.train_config import TrainConfig, TrainResult
 from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
 
 tf = tensorflow()
 import tf_keras as keras  # noqa: E402  (after TensorFlow's quiet import)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; stored in the bundle's manifest."""
-
-    architecture: str
-    # Training files, read with the same column rules and concatenated in this order.
-    data: list[Path]
-    output: Path
-    embeddings: Path | None = None
-    val: Path | None = None
-    mapping: Path | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    val_fraction: float = 0.1
-    class_weight: Literal["none", "balanced"] = "none"
-    batch_size: int = 64
-    max_epochs: int | None = None
-    patience: int = 2
-    seed: int = 13
-    min_count: int = 2
-    max_vocab: int = 50_000
-    labels: str = "all"
-    balance: Literal["none", "downsample"] = "none"
-    encoder: str | None = None
-    max_length: int | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # Peak learning rate of the last (fine-tuning) phase; None: the architecture's.
-    learning_rate: float | None = None
-    # Share of each phase's steps spent warming the learning rate up linearly from 0.
-    warmup: float = 0.0
-    # Decay the learning rate linearly to 0 over each phase; None: the phase's default.
-    linear_decay: bool | None = None
-    label_smoothing: float = 0.0
-    # What early stopping and the choice of the best epoch watch.
-    monitor: Literal["val_loss", "val_macro_f1"] = "val_loss"
-    # float16 halves a bundle; the recorded metrics are those of the rounded weights.
-    weights_dtype: Literal["float32", "float16"] = "float32"
-    command: str = ""
-    force: bool = False
-    resume: bool = False
-
-
-@dataclass
-class TrainResult:
-    output: Path
-    report: EvalReport
-    seconds: float
 
 
 def _labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
@@ -396,7 +348,11 @@ def _prepare_ngram(
         raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
     try:
         encoder, idf = NgramEncoder.fit(
-            train_clean, params["word_ngrams"], params["char_ngrams"], int(params["min_df"])
+            train_clean,
+            params["word_ngrams"],
+            params["char_ngrams"],
+            int(params["min_df"]),
+            params["char_analyzer"],
         )
     except ValueError as exc:  # a bad n-gram range, or min_df leaving no n-gram
         raise InputError(f"{config.architecture}: {exc}") from exc

@@ -16,7 +16,7 @@ from emoji_batch.fileio import INVALID_UTF8
 from emoji_batch.loading import AnyPredictor
 from emoji_batch.position import insert_emoji
 from emoji_batch.predict import top_k
-from emoji_batch.scoring import Placer, PreparedChunk, prepare_chunk
+from emoji_batch.scoring import Placer, PreparedChunk, prepare_chunk, python_texts
 
 TEXT = "text"
 
@@ -41,24 +41,36 @@ class TweetPrediction:
         }
 
 
+def check_texts(texts: object) -> None:
+    """A bare string is a sequence of characters: refuse it rather than score each one."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(
+            f"texts must be a sequence of texts, not a single {type(texts).__name__}; "
+            "pass [text] to score one"
+        )
+
+
 def prepare_texts(
-    texts: Sequence[str | None],
+    texts: Sequence[object],
     predictor: AnyPredictor,
     invalid_utf8: Sequence[bool] | None = None,
 ) -> PreparedChunk:
     """In-memory texts as one chunk of ``score``: the same cleaning, encoding and reasons
     a text cannot be scored (``invalid_utf8`` flags texts read from bytes that were not
-    UTF-8)."""
+    UTF-8). Values that are not strings (None, NaN, numbers, bytes) are rows that cannot
+    be scored, with the reason ``score`` gives."""
+    check_texts(texts)
+    row_texts = python_texts(texts)
     # Built through polars: pyarrow's own constructors import pandas where it is installed
     # (the spark extra has it), a second of start-up for one tweet.
-    columns = {TEXT: pl.Series(list(texts), dtype=pl.String)}
+    columns = {TEXT: pl.Series(row_texts[0], dtype=pl.String)}
     if invalid_utf8 is not None and any(invalid_utf8):  # (reading it back imports pandas)
         columns[INVALID_UTF8] = pl.Series(list(invalid_utf8), dtype=pl.Boolean)
-    return prepare_chunk(pl.DataFrame(columns).to_arrow(), TEXT, predictor)
+    return prepare_chunk(pl.DataFrame(columns).to_arrow(), TEXT, predictor, row_texts)
 
 
 def predict_tweets(
-    texts: Sequence[str | None],
+    texts: Sequence[object],
     predictor: AnyPredictor,
     placer: Placer | None,
     k: int = 5,

@@ -140,3 +140,90 @@ def test_readme_python_api_snippets_run_as_written(
     assert out.strip()
     if index == 2:
         assert (tmp_path / "out" / "tweets.scored.parquet").is_file()
+
+
+@pytest.fixture(scope="module")
+def default_model() -> api.Model:
+    """The shipped NumPy default: no TensorFlow needed."""
+    return emoji_batch.load()
+
+
+def test_pandas_keeps_its_index_index_name_and_column_labels(default_model: api.Model) -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["i love you mom", "so funny lol", "merry christmas", "happy birthday"],
+            0: [1, 2, 3, 4],
+        },
+        index=pd.Index([10, 11, 12, 13], name="tweet_id"),
+    )
+    sub = frame[frame.text != "so funny lol"]
+    scored = emoji_batch.score_frame(sub, model=default_model, top_k=2)
+    assert list(scored.index) == [10, 12, 13] and scored.index.name == "tweet_id"
+    assert list(scored.columns[:2]) == ["text", 0] and scored[0].tolist() == [1, 3, 4]
+    # Aligning on the index gives each tweet its own emoji.
+    alone = [default_model.predict([t], top_k=1)[0].top[0][0] for t in sub.text]
+    assert sub.assign(emoji=scored["emoji_1"])["emoji"].tolist() == alone
+    empty = emoji_batch.score_frame(sub.iloc[:0], model=default_model)
+    assert empty.empty and "score_error" in empty.columns and empty.index.name == "tweet_id"
+
+
+def test_pandas_object_column_mixing_types_gets_per_row_reasons(default_model: api.Model) -> None:
+    frame = pd.DataFrame({"text": ["i love you", np.nan, 5, b"bytes", None, pd.NA]})
+    scored = emoji_batch.score_frame(frame, model=default_model)
+    assert scored["score_error"].tolist() == [
+        None,
+        "missing text",
+        "text is int, not a string",
+        "text is bytes, not a string",
+        "missing text",
+        "missing text",
+    ]
+    assert scored["emoji_1"].notna().tolist() == [True] + [False] * 5
+
+
+def test_predict_takes_nan_numbers_and_bytes_and_refuses_a_bare_string(
+    default_model: api.Model,
+) -> None:
+    texts = ["i love you", np.nan, 7, b"x", np.float32("nan")]
+    answers = default_model.predict(texts, top_k=1)
+    assert [a.error for a in answers] == [
+        None,
+        "missing text",
+        "text is int, not a string",
+        "text is bytes, not a string",
+        "missing text",
+    ]
+    probs = default_model.predict_proba(texts)
+    assert not np.isnan(probs[0]).any() and np.isnan(probs[1:]).all()
+    for call in (default_model.predict, default_model.predict_proba):
+        with pytest.raises(TypeError, match="single str"):
+            call("i love you")
+
+
+def test_options_that_conflict_with_a_loaded_model_are_refused(default_model: api.Model) -> None:
+    from emoji_batch.errors import InputError
+
+    frame = pl.DataFrame({"text": ["i love you"]})
+    with pytest.raises(InputError, match="device='gpu', precision='int8', batch_size=7"):
+        emoji_batch.score_frame(
+            frame, model=default_model, precision="int8", device="gpu", batch_size=7
+        )
+    same = emoji_batch.score_frame(
+        frame, model=default_model, precision=default_model.precision, device="cpu"
+    )
+    assert same["emoji_1"].to_list()[0] is not None
+
+
+def test_paths_may_be_strings(tmp_path: Path) -> None:
+    from emoji_batch.bundle import shipped_models_dir
+
+    models = str(shipped_models_dir())
+    loaded = emoji_batch.load("ngram_linear", models_dir=models)
+    assert loaded.models_dir == Path(models)
+    pl.DataFrame({"text": ["i love you", "lol"]}).write_csv(tmp_path / "a.csv")
+    summary = emoji_batch.score_file(
+        str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), progress=False
+    )
+    assert summary.rows == 2 and (tmp_path / "b.csv").is_file()
+    frame = emoji_batch.score_frame(pl.DataFrame({"text": ["hi"]}), models_dir=models)
+    assert frame.height == 1

@@ -36,14 +36,23 @@ def sklearn_ids(encoder: NgramEncoder, text: str) -> list[int]:
     ids = {feature: i for i, feature in enumerate(encoder.features, 1)}
     found = set()
     for kind, ngrams in (("w", encoder.word_ngrams), ("c", encoder.char_ngrams)):
-        analyze = _vectorizer(kind, ngrams).build_analyzer()
+        analyze = _vectorizer(kind, ngrams, encoder.char_analyzer).build_analyzer()
         found |= {ids[(kind, f)] for f in analyze(text) if (kind, f) in ids}
     return sorted(found)
 
 
-@pytest.mark.parametrize("char_ngrams", [(2, 5), (3, 4), (2, 2)])
-def test_encode_finds_exactly_sklearns_ngrams(char_ngrams: tuple[int, int]) -> None:
-    encoder, idf = NgramEncoder.fit(TEXTS, (1, 2), char_ngrams, min_df=1)
+@pytest.mark.parametrize(
+    ("analyzer", "char_ngrams"),
+    [
+        ("char_wb", (2, 5)),
+        ("char_wb", (3, 4)),
+        ("char_wb", (2, 2)),
+        ("char", (1, 6)),
+        ("char", (2, 4)),
+    ],
+)
+def test_encode_finds_exactly_sklearns_ngrams(analyzer: str, char_ngrams: tuple[int, int]) -> None:
+    encoder, idf = NgramEncoder.fit(TEXTS, (1, 4), char_ngrams, min_df=1, char_analyzer=analyzer)
     assert len(idf) == len(encoder) and idf[0] == 0 and (idf[1:] >= 1).all()
     unseen = ["lol love santa zzz", "b a", "😂 x"]
     for text, ids in zip(TEXTS + unseen, encoder.encode(TEXTS + unseen, 10_000), strict=True):

@@ -15,9 +15,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from emoji_batch.bundle import DEFAULT_MODEL, shipped_models_dir
+from emoji_batch.errors import InputError
 from emoji_batch.position import PositionModel
 from emoji_batch.scoring import score_file
-from emoji_batch.spark import INSTALL_HINT, score_dataframe, spark_session
+from emoji_batch.spark import INSTALL_HINT, score_dataframe, score_path, spark_session
 from tests.conftest import make_rows, run_cli
 
 # Rows every engine must refuse the same way: null, empty, blank; the rest are scored.
@@ -155,6 +156,33 @@ def test_cli_refuses_existing_output_without_force(spark, tmp_path: Path, capsys
     assert (out / "keep.txt").exists()
     assert spark_cli(inp, "-o", out, "--force") == 0
     assert (out / "_SUCCESS").is_file() and not (out / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("layout", ["same", "holds", "inside", "glob"])
+def test_output_overlapping_the_input_is_refused_and_nothing_is_removed(
+    spark, tmp_path: Path, capsys, layout: str
+) -> None:
+    """Spark's overwrite removes OUTPUT before the input is read: OUTPUT that is, holds or
+    lies inside INPUT is refused (exit 2) even with --force, and every file survives."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    inp = victim / "in.csv"
+    inp.write_text("id,text\n1,i love you\n2,so funny lol\n")
+    (victim / "other.txt").write_text("keep me")
+    source, out = {
+        "same": (inp, inp),
+        "holds": (inp, victim),
+        "inside": (victim, victim / "scored"),
+        "glob": (f"{victim}/*.csv", victim),
+    }[layout]
+    assert spark_cli(source, "-o", out, "--force", "--input-format", "csv") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output ") and "input" in err and "Traceback" not in err
+    assert inp.read_text().startswith("id,text\n1,i love you")
+    assert (victim / "other.txt").read_text() == "keep me"
+    with pytest.raises(InputError, match="input"):
+        score_path(str(source), str(out), force=True, input_format="csv")
+    assert sorted(p.name for p in victim.iterdir()) == ["in.csv", "other.txt"]
 
 
 @pytest.mark.parametrize(

@@ -29,11 +29,19 @@ def evaluate_cli(
     device: DeviceOption = "auto",
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Also store the summary in the bundle's manifest (metrics.evaluated.DATA).",
+        ),
+    ] = False,
     debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""
     report = evaluate_file(
         data,
+        record=record,
         model=model,
         models_dir=models_dir,
         report_dir=report_dir,

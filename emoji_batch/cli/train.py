@@ -28,6 +28,21 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 POSITION_OPTIONS = {"architecture", "data", "output", "val", "text_column", "seed", "force"}
 
 
+def refuse_other_options(ctx: typer.Context, allowed: set[str], architecture: str) -> None:
+    """Refuse options given on the command line that ``architecture``'s trainer ignores."""
+    from emoji_batch.errors import InputError
+
+    # Typer bundles its own click, so the ParameterSource enum is compared by name.
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name not in allowed
+        and getattr(ctx.get_parameter_source(param.name or ""), "name", "DEFAULT") != "DEFAULT"
+    ]
+    if given:
+        raise InputError(f"{', '.join(given)}: not an option of train {architecture}")
+
+
 def _train_position(
     ctx: typer.Context,
     data: list[Path],
@@ -40,18 +55,9 @@ def _train_position(
     """Fit the emoji-position model; refuse options given for the emoji classifiers."""
     from emoji_batch.bundle import check_new_bundle_dir
     from emoji_batch.cli import invoked_command
-    from emoji_batch.errors import InputError
-    from emoji_batch.position import fit_position_model, format_metrics
+    from emoji_batch.position import KIND, fit_position_model, format_metrics
 
-    # Typer bundles its own click, so the ParameterSource enum is compared by name.
-    given = [
-        param.opts[0]
-        for param in ctx.command.params
-        if param.name not in POSITION_OPTIONS
-        and getattr(ctx.get_parameter_source(param.name or ""), "name", "DEFAULT") != "DEFAULT"
-    ]
-    if given:
-        raise InputError(f"{', '.join(given)}: not an option of train emoji_position")
+    refuse_other_options(ctx, POSITION_OPTIONS, KIND)
     check_new_bundle_dir(output, force)
     start = time.perf_counter()
     model, metrics = fit_position_model(data, val, text_column=text_column, seed=seed)
@@ -141,14 +147,25 @@ def train_cli(
 
     ARCHITECTURE emoji_position instead fits where the emoji goes in a tweet, from the
     U+FE0F markers of --data's tweets (only --val, --text-column and --seed apply).
+    ngram_svm is solved in one go, without epochs or TensorFlow: --val is required (its
+    calibration is fitted there) and the options of epoch training are refused.
     """
     from emoji_batch.position import KIND
 
     if architecture == KIND:
         _train_position(ctx, data, output, val, text_column, seed, force)
         return
+    from emoji_batch.architectures import get_architecture
     from emoji_batch.cli import invoked_command
-    from emoji_batch.train import TrainConfig, train
+    from emoji_batch.train_config import TrainConfig
+
+    if get_architecture(architecture).trainer == "convex":
+        from emoji_batch.train_linear import OPTIONS, train_linear
+
+        refuse_other_options(ctx, OPTIONS, architecture)
+        trainer = train_linear
+    else:
+        from emoji_batch.train import train as trainer
 
     config = TrainConfig(
         architecture=architecture,
@@ -180,6 +197,6 @@ def train_cli(
         force=force,
         resume=resume,
     )
-    result = train(config)
+    result = trainer(config)
     typer.echo(result.report.table())
     typer.echo(f"bundle written to {result.output} in {result.seconds:.0f} s", err=True)

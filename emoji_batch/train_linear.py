@@ -1,0 +1,276 @@
+"""Fit a linear n-gram model with a convex solver and write it as an ``ngram`` bundle.
+
+The ``ngram_svm`` architecture is the SemEval-2018 winner's recipe (Çöltekin & Rama): a
+one-vs-rest linear SVM (liblinear) on idf-weighted word and character n-grams. One
+solve takes minutes where Keras epochs took half an hour, and it has no epochs to choose.
+The bundle is the same as a linear ``ngram_linear`` one (an n-gram list, idf, a weight
+table and a bias), so it scores in NumPy through the same runtime; what differs is:
+
+- the features are exactly what the runtime computes (the bundle's encoder, idf, words
+  and characters L2-normalised apart), so training and scoring cannot drift;
+- features whose weights are small for every label are pruned (``max_features``), which
+  keeps the bundle small at a cost measured on the validation set;
+- SVM margins are not probabilities: a temperature and the prior power are fitted on the
+  validation set (the prior power for macro-F1, the temperature for log-loss), and the
+  manifest records the calibration error (ECE) that results.
+
+scikit-learn is imported here, at training time only; scoring never imports it.
+"""
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from emoji_batch.architectures import get_architecture
+from emoji_batch.bundle import (
+    WEIGHTS,
+    Manifest,
+    check_new_bundle_dir,
+    file_fingerprint,
+    load_bundle,
+    save_weights,
+    write_manifest,
+)
+from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
+from emoji_batch.dataset import (
+    Labelled,
+    check_labels,
+    keep_labels,
+    label_indices,
+    read_labelled,
+    read_labelled_files,
+)
+from emoji_batch.errors import InputError
+from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
+from emoji_batch.labels import Label, read_mapping
+from emoji_batch.ngram import NgramEncoder
+from emoji_batch.predict import PRIOR_POWERS, Predictor
+from emoji_batch.train_config import TrainConfig, TrainResult
+
+log = logging.getLogger(__name__)
+
+# The weight names of the n-gram family's Keras layer, which the NumPy runtime reads too.
+TABLE, BIAS, IDF = "ngrams/0:table", "ngrams/1:bias", "ngrams/2:idf"
+# Options of ``train`` that mean something to this trainer; the rest are Keras'.
+OPTIONS = {
+    "architecture",
+    "data",
+    "output",
+    "val",
+    "mapping",
+    "text_column",
+    "label_column",
+    "class_weight",
+    "seed",
+    "set_",
+    "max_length",
+    "weights_dtype",
+    "force",
+}
+LOSSES = ("squared_hinge", "hinge", "log_loss")
+
+
+def features(
+    encoder: NgramEncoder, idf: np.ndarray, cleaned: list[str], max_length: int
+) -> csr_matrix:
+    """The tf-idf rows :class:`emoji_batch.runtimes.NgramRuntime` computes: each known
+    n-gram once, weighted by its idf, word and character n-grams L2-normalised apart."""
+    seqs = encoder.encode(cleaned, max_length)
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    ids = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int32)
+    rows = np.repeat(np.arange(len(seqs)), lengths)
+    values = idf[ids].astype(np.float64)
+    is_word = ids <= encoder.n_words
+    for block in (is_word, ~is_word):
+        squares = np.bincount(rows[block], values[block] ** 2, minlength=len(seqs))
+        values[block] /= np.maximum(np.sqrt(squares), 1e-12)[rows[block]]
+    keep = ids > 0
+    matrix = csr_matrix(
+        (values[keep], (rows[keep], ids[keep])), shape=(len(seqs), len(encoder)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _solver(params: dict[str, Any], class_weight: str, seed: int) -> Any:
+    weight = None if class_weight == "none" else "balanced"
+    if params["loss"] == "log_loss":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(
+            C=params["C"], class_weight=weight, solver="saga", max_iter=200, random_state=seed
+        )
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=params["C"], loss=params["loss"], class_weight=weight, random_state=seed)
+
+
+def _prune(weights: np.ndarray, keep: int) -> np.ndarray:
+    """Ids (sorted, padding included) of the ``keep`` features whose largest absolute
+    weight over the labels is largest: the rest change few decisions."""
+    strength = np.abs(weights).max(axis=1)
+    strength[0] = np.inf  # padding stays id 0
+    if keep + 1 >= len(strength):
+        return np.arange(len(strength))
+    return np.sort(np.argpartition(-strength, keep + 1)[: keep + 1])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _log_loss(margins: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    probs = softmax(margins / temperature)
+    return float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+
+
+def fit_calibration(
+    margins: np.ndarray, y: np.ndarray, prior: np.ndarray
+) -> tuple[float, float, float]:
+    """The prior power that maximises macro-F1, then the temperature that minimises the
+    log-loss of ``softmax(margins / T + power * log prior)``; and that macro-F1 (in %).
+
+    The power moves decisions toward or away from frequent labels (the scorer applies it
+    after the softmax, as for every bundle); the temperature only makes the confidence
+    honest, it never changes which emoji wins."""
+    from scipy.optimize import minimize_scalar
+
+    log_prior = np.log(prior)
+
+    def temperature(power: float) -> float:
+        def loss(log_t: float) -> float:
+            return _log_loss(margins + np.exp(log_t) * power * log_prior, y, np.exp(log_t))
+
+        return float(np.exp(minimize_scalar(loss, bounds=(-6, 3), method="bounded").x))
+
+    base = temperature(0.0)
+
+    def score(power: float) -> float:
+        return macro_f1(y, margins / base + power * log_prior)
+
+    power = max(sorted(PRIOR_POWERS, key=abs), key=score)
+    chosen = temperature(power)
+    return chosen, power, 100 * macro_f1(y, margins / chosen + power * log_prior)
+
+
+def _labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
+    if config.mapping is not None:
+        return read_mapping(config.mapping)
+    return [Label(i, str(i), f"label_{i}") for i in range(int(train.labels.max()) + 1)]
+
+
+def train_linear(config: TrainConfig) -> TrainResult:
+    """Fit ``config.architecture`` (a convex n-gram model) on ``config.data``, calibrate
+    and measure it on ``config.val`` and write its bundle to ``config.output``."""
+    started = time.perf_counter()
+    arch = get_architecture(config.architecture)
+    if config.val is None:
+        raise InputError(f"{arch.name} needs --val: its calibration is fitted there")
+    unknown = sorted(set(config.overrides) - set(arch.defaults))
+    if unknown:
+        raise InputError(f"{arch.name} has no setting {unknown}; it has {sorted(arch.defaults)}")
+    params = {**arch.defaults, **config.overrides}
+    if config.max_length is not None:
+        params["max_length"] = config.max_length
+    if params["loss"] not in LOSSES:
+        raise InputError(f"{arch.name}: loss must be one of {LOSSES}, not {params['loss']!r}")
+    check_new_bundle_dir(config.output, config.force)
+
+    data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
+    labels = _labels_for(config, data)
+    check_labels(data, labels)
+    val_all = read_labelled(config.val, config.text_column, config.label_column)
+    check_labels(val_all, labels)
+    val_set = keep_labels(val_all, [label.id for label in labels])
+    y, y_val = label_indices(data, labels), label_indices(val_set, labels)
+    prior = (np.bincount(y, minlength=len(labels)) + 1.0) / (len(y) + len(labels))
+
+    cleaned = clean_texts(data.texts)
+    try:
+        encoder, idf = NgramEncoder.fit(
+            cleaned,
+            params["word_ngrams"],
+            params["char_ngrams"],
+            int(params["min_df"]),
+            params["char_analyzer"],
+        )
+    except ValueError as exc:  # a bad n-gram range, or min_df leaving no n-gram
+        raise InputError(f"{arch.name}: {exc}") from exc
+    max_length = int(params["max_length"])
+    log.info("%d n-grams in >= %d texts", len(encoder) - 1, params["min_df"])
+    x = features(encoder, idf, cleaned, max_length)
+    solver = _solver(params, config.class_weight, config.seed)
+    log.info("fitting %s on %d x %d", type(solver).__name__, *x.shape)
+    solver.fit(x, y)
+    fitted_seconds = time.perf_counter() - started
+    table = np.zeros((len(encoder), len(labels)), dtype=np.float32)
+    table[:] = solver.coef_.T
+    kept = _prune(table, int(params["max_features"]))
+    encoder = NgramEncoder(
+        [encoder.features[i - 1] for i in kept[1:]],
+        params["word_ngrams"],
+        params["char_ngrams"],
+        params["char_analyzer"],
+    )
+    table, idf = table[kept], idf[kept]
+    bias = solver.intercept_.astype(np.float32)
+    log.info("kept %d of %d n-grams", len(kept) - 1, len(solver.coef_[0]))
+
+    margins = features(encoder, idf, clean_texts(val_set.texts), max_length) @ table + bias
+    temperature, power, _ = fit_calibration(np.asarray(margins), y_val, prior)
+    log.info("temperature %.3f, prior power %.1f chosen on %s", temperature, power, config.val.name)
+    params |= {
+        "n_features": len(encoder),
+        "n_word_features": encoder.n_words,
+        "max_length": max_length,
+        "temperature": round(temperature, 6),
+    }
+    scale = np.float32(1 / temperature)
+    weights = {TABLE: table * scale, BIAS: bias * scale, IDF: idf}
+    manifest = Manifest(
+        architecture=arch.name,
+        config=params,
+        labels=labels,
+        max_length=max_length,
+        metrics={},
+        cleaning_version=CLEANING_VERSION,
+        training={
+            "command": config.command,
+            "config": {
+                k: [str(p) for p in v] if isinstance(v, list) else str(v)
+                for k, v in asdict(config).items()
+                if k not in ("command", "force", "resume")
+            },
+            "data": [
+                file_fingerprint(path, rows)
+                for path, rows in zip(config.data, file_rows, strict=True)
+            ],
+            "val": file_fingerprint(config.val, len(val_set)),
+            "split": {"train": len(data), "validation": len(val_set)},
+            "solver": type(solver).__name__,
+            "fit_seconds": round(fitted_seconds, 1),
+        },
+        calibration={
+            "label_prior": [round(float(p), 6) for p in prior],
+            "prior_power": power,
+            "chosen_on": "validation macro-F1 (power), validation log-loss (temperature)",
+        },
+    )
+    config.output.mkdir(parents=True, exist_ok=True)
+    save_weights(config.output / WEIGHTS, weights, config.weights_dtype)
+    manifest.files = {"weights": WEIGHTS, **encoder.save(config.output)}
+    write_manifest(config.output, manifest)
+    # Measured through the bundle as written (float16 weights rounded), as `evaluate` does.
+    probs = Predictor(load_bundle(config.output)).predict_proba(val_set.texts)
+    report = evaluate_probs(val_set.labels, probs, labels, config.val.name)
+    manifest.metrics = report.summary()
+    manifest.training["seconds"] = round(time.perf_counter() - started, 1)
+    write_manifest(config.output, manifest)
+    write_report(report, config.output / "evaluation")
+    return TrainResult(config.output, report, time.perf_counter() - started)
