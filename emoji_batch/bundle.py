@@ -76,8 +76,8 @@ class Manifest:
             return cls(
                 architecture=data["architecture"],
                 config=data["config"],
-                labels=[Label(int(x["id"]), x["emoji"], x["name"]) for x in data["labels"]],
-                max_length=int(data["max_length"]),
+                labels=_check_labels(data["labels"], where),
+                max_length=_check_max_length(data["max_length"], where),
                 metrics=data.get("metrics", {}),
                 training=data.get("training", {}),
                 cleaning_version=cleaning,
@@ -90,6 +90,25 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{where}: malformed manifest ({exc!r})") from exc
+
+
+def _check_labels(value: Any, where: Path) -> list[Label]:
+    """At least two labels, each an integer id (all different) with a non-empty emoji and
+    name: the scorer writes the emoji, so a null one would be a silent null answer."""
+    labels = [Label(int(x["id"]), x["emoji"], x["name"]) for x in value]
+    for label in labels:
+        if not (isinstance(label.emoji, str) and label.emoji and isinstance(label.name, str)):
+            raise ModelError(f"{where}: label {label.id} needs a non-empty emoji and a name")
+    if len(labels) < 2 or len({label.id for label in labels}) != len(labels):
+        raise ModelError(f"{where}: labels need at least two different ids")
+    return labels
+
+
+def _check_max_length(value: Any, where: Path) -> int:
+    """Tokens read per text: at least 1, else every text is scored as empty."""
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ModelError(f"{where}: max_length must be a whole number >= 1, not {value!r}")
+    return int(value)
 
 
 def _check_calibration(value: Any, n_labels: int, where: Path) -> dict[str, Any] | None:

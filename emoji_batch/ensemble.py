@@ -185,6 +185,14 @@ def load_ensemble(directory: Path) -> Ensemble:
         raise ModelError(f"{path}: malformed ensemble manifest ({exc!r})") from exc
     if mix.mixing not in MIXINGS or not specs:
         raise ModelError(f"{path}: malformed ensemble manifest (mixing {mix.mixing!r})")
+    weights = np.asarray(mix.weights)
+    if not np.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+        raise ModelError(
+            f"{path}: member weights must be finite, non-negative and not all 0, "
+            f"not {list(mix.weights)}"
+        )
+    if not np.isfinite(mix.prior_power):
+        raise ModelError(f"{path}: prior_power must be a finite number")
     members = []
     for spec in specs:
         member = (directory / spec["path"]).resolve()

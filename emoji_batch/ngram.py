@@ -62,14 +62,32 @@ def _hash_rows(rows: np.ndarray) -> np.ndarray:
     return h
 
 
-def word_ngrams(text: str, ngrams: Sequence[int]) -> list[str]:
-    """sklearn's word analyzer (no lowercasing) re-stated: every n-gram of the words,
-    n from low to high, each in text order; the tests check it against sklearn."""
-    words = _WORD.findall(text)
+def _word_tables(
+    grams: list[str], ngrams: Sequence[int]
+) -> tuple[dict[str, int], pl.Series, pl.Series]:
+    """For word n-grams ``grams`` (feature ids 1..): each word's index (from 1), and the
+    hash of every n-gram's word indices with its feature id, to look windows up."""
     low, high = ngrams
-    return [
-        " ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)
-    ]
+    parts = pl.Series(grams, dtype=pl.String).str.split(" ")
+    sizes = parts.list.len().to_numpy().astype(np.int64)
+    if len(sizes) and not ((sizes >= low) & (sizes <= high)).all():
+        raise ValueError(f"word n-grams must be {low}-{high} words long")
+    flat = parts.explode() if len(parts) else pl.Series([], dtype=pl.String)
+    words = flat.unique(maintain_order=True)
+    numbers = pl.Series(np.arange(1, len(words) + 1, dtype=np.uint64))
+    index = flat.replace_strict(words, numbers, return_dtype=pl.UInt64).to_numpy()
+    starts = np.cumsum(sizes) - sizes
+    hashes, ids = [], []
+    for n in range(low, high + 1):
+        group = np.flatnonzero(sizes == n)
+        if len(group):
+            hashes.append(_hash_rows(index[starts[group][:, None] + np.arange(n)]))
+            ids.append((group + 1).astype(np.int32))
+    word_hashes = pl.Series(np.concatenate(hashes or [np.zeros(0, np.uint64)]))
+    if word_hashes.n_unique() != len(grams):
+        raise ValueError("two word n-grams share a 64-bit hash, or a word n-gram repeats")
+    word_index = dict(zip(words.to_list(), range(1, len(words) + 1), strict=True))
+    return word_index, word_hashes, pl.Series(np.concatenate(ids or [np.zeros(0, np.int32)]))
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -110,7 +128,9 @@ class NgramEncoder:
         self.features = features
         self.word_ngrams, self.char_ngrams = tuple(word_ngrams), (low, high)
         grams = [f for _, f in features]
-        self._word_ids = dict(zip(grams[: self.n_words], range(1, self.n_words + 1), strict=True))
+        self._word_index, self._word_hashes, self._word_ids = _word_tables(
+            grams[: self.n_words], self.word_ngrams
+        )
         chars = grams[self.n_words :]
         lengths = pl.Series(chars, dtype=pl.String).str.len_chars().to_numpy()
         hashes, ids = [], []
@@ -160,8 +180,10 @@ class NgramEncoder:
         (word n-grams, then character n-grams, each in text order)."""
         texts = list(texts)
         out: list[np.ndarray] = []
-        for start in range(0, len(texts), _SUB_BATCH):
-            out += self._encode(texts[start : start + _SUB_BATCH], max_length)
+        # Sub-batches small enough that (text, id) pairs sort as 31-bit keys.
+        step = max(1, min(_SUB_BATCH, (2**31 - 1) // len(self)))
+        for start in range(0, len(texts), step):
+            out += self._encode(texts[start : start + step], max_length)
         return out
 
     def _encode(self, texts: list[str], max_length: int) -> list[np.ndarray]:
@@ -172,27 +194,59 @@ class NgramEncoder:
         n_chars = np.bincount(char_text, minlength=len(texts))
         word_rank = np.arange(len(word_text)) - (np.cumsum(n_words) - n_words)[word_text]
         char_rank = np.arange(len(char_text)) - (np.cumsum(n_chars) - n_chars)[char_text]
-        text = np.concatenate([word_text, char_text]).astype(np.int64)
-        ids = np.concatenate([word_ids, char_ids]).astype(np.int64)
+        text = np.concatenate([word_text, char_text]).astype(np.int32)
+        ids = np.concatenate([word_ids, char_ids]).astype(np.int32)
         keep = (ids > 0) & (
             np.concatenate([word_rank, char_rank + n_words[char_text]]) < max_length
         )
-        # One sort orders every text's ids and puts repeats side by side.
-        key = np.sort(text[keep] << 32 | ids[keep])
+        # One sort orders every text's ids and puts repeats side by side (encode keeps
+        # text * width + id below 2**31: int32 keys sort about twice as fast as int64).
+        width = np.int32(len(self))
+        key = np.sort(text[keep] * width + ids[keep])
         first = np.ones(len(key), dtype=bool)
         np.not_equal(key[1:], key[:-1], out=first[1:])
         key = key[first]
-        bounds = np.searchsorted(key >> 32, np.arange(1, len(texts)))
-        parts = np.split((key & 0xFFFFFFFF).astype(np.int32), bounds)
+        bounds = np.searchsorted(key // width, np.arange(1, len(texts)))
+        parts = np.split(key % width, bounds)
         return [p if len(p) else _NOTHING for p in parts]
 
     def _words(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Text index and id (0: unknown) of every word n-gram, in text order."""
-        get, ngrams = self._word_ids.get, self.word_ngrams
-        per_text = [[get(f, 0) for f in word_ngrams(t, ngrams)] for t in texts]
-        counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
-        ids = np.fromiter((i for seq in per_text for i in seq), dtype=np.int32, count=counts.sum())
-        return np.repeat(np.arange(len(texts)), counts), ids
+        """Text index and id (0: unknown) of every word n-gram, as :func:`word_ngrams`
+        orders them: each text's n-grams, n from low to high, each in text order.
+
+        Each word is looked up once (its index among the words of the known n-grams);
+        an n-gram is then a window of word indices, hashed and looked up like the
+        character n-grams, and unknown when a word of it is."""
+        words = [_WORD.findall(t) for t in texts]
+        counts = np.fromiter(map(len, words), dtype=np.int64, count=len(texts))
+        get = self._word_index.get
+        index = np.fromiter(
+            (get(w, 0) for ws in words for w in ws), dtype=np.uint64, count=int(counts.sum())
+        )
+        text_of = np.repeat(np.arange(len(texts)), counts)
+        unknown = np.concatenate([[0], np.cumsum(index == 0)])
+        low, high = self.word_ngrams
+        found_text, found_ids = [], []
+        for n in range(low, high + 1):
+            m = len(index) - n + 1
+            if m <= 0:
+                break
+            same = text_of[:m] == text_of[n - 1 :]
+            known = same & (unknown[n : n + m] == unknown[:m])
+            hashes = _hash_rows(np.lib.stride_tricks.sliding_window_view(index, n)[known])
+            ids = np.zeros(m, dtype=np.int32)
+            ids[known] = (
+                pl.Series(hashes)
+                .replace_strict(self._word_hashes, self._word_ids, default=0, return_dtype=pl.Int32)
+                .to_numpy()
+            )
+            found_text.append(text_of[:m][same])
+            found_ids.append(ids[same])
+        if not found_text:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        text = np.concatenate(found_text)
+        order = np.argsort(text, kind="stable")  # per text: n from low to high
+        return text[order], np.concatenate(found_ids)[order]
 
     def _chars(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Text index and id (0: unknown) of every char n-gram, position by position.

@@ -262,7 +262,9 @@ class NgramRuntime:
         word_norm = np.sqrt(np.where(is_word, squares, 0).sum(axis=1, keepdims=True))
         char_norm = np.sqrt(np.where(is_word, 0, squares).sum(axis=1, keepdims=True))
         weights /= np.maximum(np.where(is_word, word_norm, char_norm), np.float32(1e-12))
-        logits = np.einsum("bl,bld->bd", weights, self.table[batch]) + self.bias
+        # optimize=True makes it a batched matrix product (about twice as fast here).
+        gathered = np.take(self.table, batch, axis=0)
+        logits = np.einsum("bl,bld->bd", weights, gathered, optimize=True) + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)

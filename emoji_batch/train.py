@@ -484,11 +484,7 @@ def train(config: TrainConfig) -> TrainResult:
         metrics={},
         training={
             "command": config.command,
-            "config": {
-                k: str(v)
-                for k, v in asdict(config).items()
-                if k not in ("command", "force", "resume")
-            },
+            "config": config.recorded(),
             "data": [
                 file_fingerprint(path, rows)
                 for path, rows in zip(config.data, file_rows, strict=True)

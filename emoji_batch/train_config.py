@@ -4,7 +4,7 @@ Kept apart from :mod:`emoji_batch.train` so that a trainer that does not need Te
 does not import it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,22 @@ class TrainConfig:
     command: str = ""
     force: bool = False
     resume: bool = False
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as the manifest stores them: JSON values (paths as strings, a
+        list of paths as a list of strings), without how the run was invoked."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if value is None or isinstance(value, bool | int | float | str):
+                return value
+            return str(value)
+
+        skip = ("command", "force", "resume")
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
 
 
 @dataclass

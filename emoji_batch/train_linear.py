@@ -19,7 +19,6 @@ scikit-learn is imported here, at training time only; scoring never imports it.
 
 import logging
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -242,11 +241,7 @@ def train_linear(config: TrainConfig) -> TrainResult:
         cleaning_version=CLEANING_VERSION,
         training={
             "command": config.command,
-            "config": {
-                k: [str(p) for p in v] if isinstance(v, list) else str(v)
-                for k, v in asdict(config).items()
-                if k not in ("command", "force", "resume")
-            },
+            "config": config.recorded(),
             "data": [
                 file_fingerprint(path, rows)
                 for path, rows in zip(config.data, file_rows, strict=True)

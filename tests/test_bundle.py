@@ -58,6 +58,26 @@ def test_manifest_is_complete(tiny_cnn: Path) -> None:
         ({"cleaning_version": "0"}, "cleaning version '0'"),
         ({"architecture": "mystery_net"}, "unknown architecture 'mystery_net'"),
         ({"files": {"weights": "../../etc/passwd", "vocab": "vocab.txt"}}, "escapes the bundle"),
+        ({"max_length": 0}, "max_length must be a whole number >= 1"),
+        ({"max_length": 2.5}, "max_length must be a whole number >= 1"),
+        (
+            {
+                "labels": [
+                    {"id": 0, "emoji": None, "name": "x"},
+                    {"id": 1, "emoji": "a", "name": "y"},
+                ]
+            },
+            "label 0 needs a non-empty emoji",
+        ),
+        (
+            {
+                "labels": [
+                    {"id": 0, "emoji": "a", "name": "x"},
+                    {"id": 0, "emoji": "b", "name": "y"},
+                ]
+            },
+            "at least two different ids",
+        ),
     ],
 )
 def test_refuses_bad_manifests(tiny_cnn: Path, tmp_path: Path, changes: dict, message: str) -> None:

@@ -281,3 +281,28 @@ def test_reduced_precision_a_member_lacks_says_what_is_possible(
     assert f"{said} {'have' if len(lacking) > 1 else 'has'} no checked int8" in error
     assert "--precision auto" in error
     assert "emoji-batch quantize" not in error
+
+
+@pytest.mark.parametrize("weights", [[0.0, 0.0], [-0.5, 1.5], [float("nan"), 1.0]])
+def test_bad_member_weights_are_refused_when_loading(
+    ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, weights: list, capsys
+) -> None:
+    manifest = json.loads((ensemble / "manifest.json").read_text())
+    for member, weight in zip(manifest["members"], weights, strict=True):
+        member["weight"] = weight
+    (ensemble / "manifest.json").write_text(json.dumps(manifest))
+    args = ["score", tiny_data["val"], "-o", tmp_path / "o.csv", "--model", ensemble]
+    assert run_cli([*args, "--text-column", "TEXT"]) == 2
+    assert "member weights must be finite, non-negative and not all 0" in capsys.readouterr().err
+
+
+def test_members_must_share_one_cleaning_version(
+    ensemble: Path, tiny_data: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    member = ensemble.parent / "tiny_cnn"
+    manifest = json.loads((member / "manifest.json").read_text())
+    (member / "manifest.json").write_text(json.dumps({**manifest, "cleaning_version": "1"}))
+    args = ["ensemble", member, ensemble.parent / "tiny_ngram", "--data", tiny_data["val"]]
+    args += ["--output", tmp_path / "mixed", "--text-column", "TEXT", "--label-column", "Label"]
+    assert run_cli(args) == 2
+    assert "members must share one cleaning version" in capsys.readouterr().err
