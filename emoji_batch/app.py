@@ -31,6 +31,9 @@ TOP_K = 5
 # Emoji per row of a scored file, as `emoji-batch score` gives by default.
 FILE_TOP_K = 3
 MB = 1024 * 1024
+# Rows the page scores at most: a small Parquet file can hold millions of rows
+# (dictionary-encoded), which the byte bound alone would let through.
+MAX_ROWS = 100_000
 UPLOAD_TYPES = ["csv", "parquet", "jsonl"]
 MIME = {
     ".csv": "text/csv",
@@ -96,9 +99,11 @@ def score_upload(
     models_dir: Path | None,
     text_column: str,
     max_bytes: int,
+    max_rows: int = MAX_ROWS,
 ) -> tuple[bytes, ScoreSummary]:
     """Score an uploaded file (its format from ``name``'s suffix) with ``text_with_emoji``
-    inserted; the scored file in the same format, and the summary naming the download."""
+    inserted; the scored file in the same format, and the summary naming the download.
+    Files over ``max_bytes`` or ``max_rows`` are refused before anything is scored."""
     if len(data) > max_bytes:
         raise InputError(
             f"{name} is {len(data) / MB:.1f} MB; the page scores files up to "
@@ -109,6 +114,12 @@ def score_upload(
         # Fixed names inside our own directory: the upload's name never becomes a path.
         source, target = Path(tmp) / f"upload{suffix}", Path(tmp) / f"scored{suffix}"
         source.write_bytes(data)
+        rows = _row_count(source, suffix)
+        if rows > max_rows:
+            raise InputError(
+                f"{name} has {rows:,} rows; the page scores files of up to {max_rows:,} rows "
+                "(use `emoji-batch score` for bigger ones)"
+            )
         try:
             options = ScoreOptions(
                 model=model,
@@ -123,6 +134,20 @@ def score_upload(
             raise type(exc)(message.replace(tmp, "")) from exc
         scored = target.read_bytes()
     return scored, dataclasses.replace(summary, output=scored_name(name))
+
+
+def _row_count(path: Path, suffix: str) -> int:
+    """Rows of an upload, read from Parquet's footer, or at most its lines for CSV (a
+    header, and texts with line breaks, only make the count larger) and JSON lines."""
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # not Parquet after all: score_file says why
+            return 0
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 def scored_name(name: str) -> str:

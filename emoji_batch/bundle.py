@@ -26,7 +26,10 @@ from emoji_batch.manifests import CLASSIFIER, MANIFEST, read_manifest_json
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
-DEFAULT_MODEL = "ngram_linear"
+DEFAULT_MODEL = "ngram_svm"
+# Shipped names that were retired, and the shipped bundle each now means (when no bundle
+# of the old name is found), so a cron job's --model keeps working.
+RETIRED_NAMES = {"ngram_linear": "ngram_svm", "ensemble_bert_ngram_cnn": "ensemble_bert_svm"}
 MODELS_ENV = "EMOJI_BATCH_MODELS"
 
 log = logging.getLogger(__name__)
@@ -259,6 +262,10 @@ def _find_model(model: str, models_dir: Path | None) -> Path:
     for m in found:
         if m.name == model:
             return m.path
+    if model in RETIRED_NAMES and not as_path.exists():
+        now = shipped_models_dir() / RETIRED_NAMES[model]
+        log.warning("--model %s was retired; using the shipped %s in its place", model, now.name)
+        return now
     if as_path.is_dir():
         raise ModelError(f"{as_path} is not a model bundle (no {MANIFEST})")
     known = ", ".join(m.name for m in found) or "(none)"

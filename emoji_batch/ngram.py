@@ -4,11 +4,11 @@ scikit-learn's analyzers define the features of a cleaned text: word n-grams (it
 token pattern) and either ``char_wb`` n-grams (each word padded with one space on either
 side) or ``char`` n-grams (every window of the text, across words).
 The vocabulary is fitted with them and stored one feature per line. Scoring needs the
-~200 character n-grams of every tweet: sklearn's pure-Python analyzers plus a dictionary
-lookup per n-gram took 105 us of CPU a tweet, too slow for ``score`` at 10k tweets/s on
-two cores, so the character n-grams of a whole batch are found with numpy instead (every
-window of the padded words, hashed to 64 bits and looked up in a polars hash map): 25 us.
-The tests check that this yields exactly sklearn's n-grams.
+hundreds of character n-grams of every tweet, too many for sklearn's pure-Python
+analyzers and a dictionary lookup each, so the n-grams of a whole batch are found with
+NumPy instead: every character window (every window of word indices, each word looked up
+once) hashed to 64 bits and looked up in a :class:`HashIndex`. The tests check that this
+yields exactly sklearn's n-grams.
 """
 
 import re
@@ -62,9 +62,58 @@ def _hash_rows(rows: np.ndarray) -> np.ndarray:
     return h
 
 
-def _word_tables(
-    grams: list[str], ngrams: Sequence[int]
-) -> tuple[dict[str, int], pl.Series, pl.Series]:
+class HashIndex:
+    """64-bit n-gram hashes -> feature ids, looked up for a whole batch at once in NumPy:
+    an open-addressing table (linear probing) at most a quarter full, so a lookup,
+    found or not, mostly ends at its first slot. Hash 0 marks an empty slot (a hash of 0
+    is stored as 1; the encoder refuses two n-grams of one hash)."""
+
+    _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing spreads the slots
+
+    def __init__(self, hashes: np.ndarray, ids: np.ndarray, what: str = "n-grams") -> None:
+        hashes = np.maximum(hashes.astype(np.uint64), np.uint64(1))
+        self._bits = max(4, int(np.ceil(np.log2(max(len(hashes), 1) * 4))))
+        self._mask = np.uint64((1 << self._bits) - 1)
+        self._keys = np.zeros(1 << self._bits, dtype=np.uint64)
+        self._values = np.zeros(1 << self._bits, dtype=np.int32)
+        pending = np.arange(len(hashes))
+        home = self._home(hashes)
+        step = np.uint64(0)
+        while len(pending):
+            slots = (home[pending] + step) & self._mask
+            free = self._keys[slots] == 0
+            slots, items = slots[free], pending[free]
+            # One item per free slot this round; the others probe on.
+            won, first = np.unique(slots, return_index=True)
+            self._keys[won] = hashes[items[first]]
+            self._values[won] = ids[items[first]]
+            placed = np.zeros(len(hashes), dtype=bool)
+            placed[items[first]] = True
+            # A hash equal to the one that took its slot is the same key twice.
+            if (self._keys[slots] == hashes[items])[~placed[items]].any():
+                raise ValueError(f"two {what} share a 64-bit hash (or one is listed twice)")
+            pending = pending[~placed[pending]]
+            step += np.uint64(1)
+
+    def _home(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes * self._MIX) >> np.uint64(64 - self._bits)
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """The id of each hash, 0 where it is not in the index."""
+        hashes = np.maximum(hashes.astype(np.uint64), np.uint64(1))
+        found = np.zeros(len(hashes), dtype=np.int32)
+        pending = np.arange(len(hashes))
+        slots = self._home(hashes)
+        while len(pending):
+            keys = self._keys[slots]
+            hit = keys == hashes[pending]
+            found[pending[hit]] = self._values[slots[hit]]
+            going = ~hit & (keys != 0)
+            pending, slots = pending[going], (slots[going] + np.uint64(1)) & self._mask
+        return found
+
+
+def _word_tables(grams: list[str], ngrams: Sequence[int]) -> tuple[dict[str, int], HashIndex]:
     """For word n-grams ``grams`` (feature ids 1..): each word's index (from 1), and the
     hash of every n-gram's word indices with its feature id, to look windows up."""
     low, high = ngrams
@@ -83,11 +132,13 @@ def _word_tables(
         if len(group):
             hashes.append(_hash_rows(index[starts[group][:, None] + np.arange(n)]))
             ids.append((group + 1).astype(np.int32))
-    word_hashes = pl.Series(np.concatenate(hashes or [np.zeros(0, np.uint64)]))
-    if word_hashes.n_unique() != len(grams):
-        raise ValueError("two word n-grams share a 64-bit hash, or a word n-gram repeats")
+    index = HashIndex(
+        np.concatenate(hashes or [np.zeros(0, np.uint64)]),
+        np.concatenate(ids or [np.zeros(0, np.int32)]),
+        "word n-grams",
+    )
     word_index = dict(zip(words.to_list(), range(1, len(words) + 1), strict=True))
-    return word_index, word_hashes, pl.Series(np.concatenate(ids or [np.zeros(0, np.int32)]))
+    return word_index, index
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -128,9 +179,7 @@ class NgramEncoder:
         self.features = features
         self.word_ngrams, self.char_ngrams = tuple(word_ngrams), (low, high)
         grams = [f for _, f in features]
-        self._word_index, self._word_hashes, self._word_ids = _word_tables(
-            grams[: self.n_words], self.word_ngrams
-        )
+        self._word_index, self._word_lookup = _word_tables(grams[: self.n_words], self.word_ngrams)
         chars = grams[self.n_words :]
         lengths = pl.Series(chars, dtype=pl.String).str.len_chars().to_numpy()
         hashes, ids = [], []
@@ -140,12 +189,12 @@ class NgramEncoder:
                 joined = "".join([chars[i] for i in group])
                 hashes.append(_hash_rows(_code_points(joined).reshape(len(group), n)))
                 ids.append((group + self.n_words + 1).astype(np.int32))
-        self._char_hashes = pl.Series(np.concatenate(hashes or [np.zeros(0, np.uint64)]))
-        self._char_ids = pl.Series(np.concatenate(ids or [np.zeros(0, np.int32)]))
-        if len(self._char_ids) != len(chars):
+        char_ids = np.concatenate(ids or [np.zeros(0, np.int32)])
+        if len(char_ids) != len(chars):
             raise ValueError(f"char n-grams must be {low}-{high} characters long")
-        if self._char_hashes.n_unique() != len(chars):
-            raise ValueError("two char n-grams share a 64-bit hash")  # ~1e-9 for 1M n-grams
+        self._char_lookup = HashIndex(
+            np.concatenate(hashes or [np.zeros(0, np.uint64)]), char_ids, "char n-grams"
+        )
 
     def __len__(self) -> int:
         """Rows of the feature table: the features plus padding."""
@@ -235,11 +284,7 @@ class NgramEncoder:
             known = same & (unknown[n : n + m] == unknown[:m])
             hashes = _hash_rows(np.lib.stride_tricks.sliding_window_view(index, n)[known])
             ids = np.zeros(m, dtype=np.int32)
-            ids[known] = (
-                pl.Series(hashes)
-                .replace_strict(self._word_hashes, self._word_ids, default=0, return_dtype=pl.Int32)
-                .to_numpy()
-            )
+            ids[known] = self._word_lookup.lookup(hashes)
             found_text.append(text_of[:m][same])
             found_ids.append(ids[same])
         if not found_text:
@@ -281,10 +326,8 @@ class NgramEncoder:
                 if n == 2:
                     ok &= ~(space[:m] & space[1:])
             valid[:m, j] = ok
-        found = pl.Series(hashes[valid]).replace_strict(
-            self._char_hashes, self._char_ids, default=0, return_dtype=pl.Int32
-        )
-        return np.broadcast_to(text_of[:, None], valid.shape)[valid], found.to_numpy()
+        found = self._char_lookup.lookup(hashes[valid])
+        return np.broadcast_to(text_of[:, None], valid.shape)[valid], found
 
     def save(self, directory: Path) -> dict[str, str]:
         """Write ``ngrams.txt`` (line number = id: padding, then ``kind<TAB>n-gram``)."""

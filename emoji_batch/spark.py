@@ -354,7 +354,15 @@ _WORKER_ERROR = re.compile(r"emoji_batch\.errors\.(\w+): (.*)")
 _SPARK_ERROR = re.compile(r"\[([A-Z][A-Z_.]+)\] (.*?)(?: SQLSTATE: \w+)?$", re.MULTILINE)
 _CAUSE = re.compile(r"^Caused by: [\w.$]+: (.*)$", re.MULTILINE)
 # Spark error classes a user fixes (a path, a file): exit code 2.
-_INPUT_ERRORS = ("FAILED_READ_FILE", "PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA", "CANNOT_READ")
+# PARQUET_TYPE_ILLEGAL: a column Spark cannot read, e.g. nanosecond timestamps (pandas'
+# default), which local score reads.
+_INPUT_ERRORS = (
+    "FAILED_READ_FILE",
+    "PATH_NOT_FOUND",
+    "UNABLE_TO_INFER_SCHEMA",
+    "CANNOT_READ",
+    "PARQUET_TYPE_ILLEGAL",
+)
 
 
 class SparkJobError(EmojiBatchError):
@@ -675,7 +683,9 @@ def _read_files(
     paths = sorted(r.path for r in files.select("path").collect())
     if not paths:
         raise InputError(f"no input files in {uri}")
-    if _is_dir(spark, uri):
+    if _GLOB.search(uri):  # the files the pattern matched, by their own names
+        names = {p: unquote(p) for p in paths}
+    elif _is_dir(spark, uri):
         base = uri.rstrip("/")
         names = {p: f"{base}/{unquote(p.rsplit('/', 1)[-1])}" for p in paths}
     else:
@@ -691,12 +701,18 @@ def _read_files(
 
 def _read_parquet(spark: "SparkSession", uri: str) -> "DataFrame":
     """Parquet as Spark reads it, rows in the files' name order and each file's order."""
+    from pyspark.sql import functions as F
+
     df = spark.read.parquet(uri)
-    columns = df.columns
-    ordered = df.select("*", "_metadata.file_path", "_metadata.row_index").orderBy(
-        "file_path", "row_index"
-    )
-    return ordered.select(*[ordered[c] for c in columns])
+    # The order keys get names of their own and the input's columns are never named, so
+    # columns called file_path or row_index, dotted names (user.name) and names differing
+    # only in case (text, Text) pass through untouched.
+    ordered = df.select(
+        "*",
+        F.col("_metadata.file_path").alias(_FILE_KEY),
+        F.col("_metadata.row_index").alias(_ROW_KEY),
+    ).orderBy(_FILE_KEY, _ROW_KEY)
+    return ordered.drop(_FILE_KEY, _ROW_KEY)
 
 
 def _rename_parts(spark: "SparkSession", uri: str, suffix: str) -> None:
@@ -798,6 +814,7 @@ def score_path(
 
 
 _GLOB = re.compile(r"[*?\[{]")
+_FILE_KEY, _ROW_KEY = "__emoji_batch_file_path__", "__emoji_batch_row_index__"
 
 
 class SparkSummary(ScoreSummary):

@@ -218,7 +218,7 @@ def test_paths_may_be_strings(tmp_path: Path) -> None:
     from emoji_batch.bundle import shipped_models_dir
 
     models = str(shipped_models_dir())
-    loaded = emoji_batch.load("ngram_linear", models_dir=models)
+    loaded = emoji_batch.load("ngram_svm", models_dir=models)
     assert loaded.models_dir == Path(models)
     pl.DataFrame({"text": ["i love you", "lol"]}).write_csv(tmp_path / "a.csv")
     summary = emoji_batch.score_file(
@@ -227,3 +227,46 @@ def test_paths_may_be_strings(tmp_path: Path) -> None:
     assert summary.rows == 2 and (tmp_path / "b.csv").is_file()
     frame = emoji_batch.score_frame(pl.DataFrame({"text": ["hi"]}), models_dir=models)
     assert frame.height == 1
+
+
+def test_emoji_k_is_the_label_of_the_kth_largest_probability(
+    default_model: api.Model, tmp_path: Path
+) -> None:
+    """Checked against an independent computation (predict_proba, then argsort), for
+    every k, through score_file and score_frame alike, on real tweets."""
+    tweets = pl.read_parquet(ROOT / "sample_data" / "tweets.parquet").head(200)
+    k = 5
+    probs = default_model.predict_proba(tweets["text"].to_list())
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    emoji = np.array([label.emoji for label in default_model.labels])
+    tweets.write_parquet(tmp_path / "in.parquet")
+    score_file(tmp_path / "in.parquet", tmp_path / "out.parquet", top_k=k, progress=False)
+    from_file = pl.read_parquet(tmp_path / "out.parquet")
+    from_frame = emoji_batch.score_frame(tweets, model=default_model, top_k=k)
+    for scored in (from_file, from_frame):
+        for i in range(k):
+            got = scored[f"emoji_{i + 1}"].to_list()
+            ranked = np.sort(probs, axis=1)[:, ::-1][:, i]
+            np.testing.assert_allclose(scored[f"prob_{i + 1}"].to_numpy(), ranked, rtol=1e-5)
+            # Ties in probability may order either way; elsewhere the label must match.
+            clear = np.abs(ranked - np.sort(probs, axis=1)[:, ::-1][:, min(i + 1, 19)]) > 1e-6
+            assert [g for g, c in zip(got, clear, strict=True) if c] == emoji[order[:, i]][
+                clear
+            ].tolist()
+
+
+def test_empty_frames_of_every_kind(default_model: api.Model) -> None:
+    polars_empty = pl.DataFrame({"id": [], "text": []}, schema={"id": pl.Int64, "text": pl.String})
+    for frame in (polars_empty, polars_empty.to_arrow(), polars_empty.to_pandas()):
+        scored = emoji_batch.score_frame(frame, model=default_model, top_k=2)
+        assert len(scored) == 0
+        assert list(
+            scored.columns if not isinstance(scored, pa.Table) else scored.column_names
+        ) == ["id", "text", "emoji_1", "emoji_2", "prob_1", "prob_2", "score_error"]
+
+
+def test_find_column_prefers_the_exact_name(default_model: api.Model) -> None:
+    frame = pl.DataFrame({"TEXT": ["lol so funny"], "text": ["i love you mom"]})
+    scored = emoji_batch.score_frame(frame, model=default_model, top_k=1)
+    alone = default_model.predict(["i love you mom"], top_k=1)[0].top[0][0]
+    assert scored["emoji_1"].to_list() == [alone]

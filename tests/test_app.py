@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import emoji_batch.app as page
+from emoji_batch.bundle import DEFAULT_MODEL
 from emoji_batch.cli.app import MAX_UPLOAD_MB
 from emoji_batch.errors import InputError
 from emoji_batch.loading import load_predictor
@@ -96,9 +98,9 @@ def test_whitespace_tweet_warns_empty_text(app_test: AppTest) -> None:
 def test_picker_lists_scoring_models_and_defaults_to_shipped(app_test: AppTest) -> None:
     at = app_test.run()
     picker = at.selectbox(key="model")
-    assert "ngram_linear" in picker.options
+    assert DEFAULT_MODEL in picker.options
     assert "emoji_position" not in picker.options
-    assert picker.value.label == "ngram_linear"
+    assert picker.value.label == DEFAULT_MODEL
 
 
 def write_manifest(directory: Path, text: str) -> None:
@@ -108,20 +110,20 @@ def write_manifest(directory: Path, text: str) -> None:
 
 def test_picker_choices_skip_position_and_unreadable_and_follow_model(models_dir: Path) -> None:
     # Only manifests: the picker reads them; nothing here is loaded.
-    write_manifest(models_dir / "ngram_linear", json.dumps({"architecture": "ngram_linear"}))
+    write_manifest(models_dir / DEFAULT_MODEL, json.dumps({"architecture": DEFAULT_MODEL}))
     write_manifest(models_dir / "my_position", json.dumps({"kind": "emoji_position"}))
     write_manifest(models_dir / "broken", "{not json")
-    local = f"ngram_linear ({models_dir})"
+    local = f"{DEFAULT_MODEL} ({models_dir})"
 
     choices, index = page.picker_choices(page.Settings(None, models_dir))
     labels = [c.label for c in choices]
-    assert local in labels and "ngram_linear" in labels and "glove_cnn" in labels
+    assert local in labels and DEFAULT_MODEL in labels and "glove_cnn" in labels
     assert not any(
         label.startswith(("my_position", "broken", "emoji_position")) for label in labels
     )
-    assert labels[index] == "ngram_linear", "without --model: the shipped default"
+    assert labels[index] == DEFAULT_MODEL, "without --model: the shipped default"
 
-    choices, index = page.picker_choices(page.Settings("ngram_linear", models_dir))
+    choices, index = page.picker_choices(page.Settings(DEFAULT_MODEL, models_dir))
     assert choices[index].label == local, "--model NAME: the bundle the name finds"
 
     choices, index = page.picker_choices(page.Settings("glove_cnn", models_dir))
@@ -153,7 +155,7 @@ def test_score_upload_gives_the_scored_file(models_dir: Path) -> None:
     scored, summary = page.score_upload(
         "My Tweets.CSV",
         data,
-        model="ngram_linear",
+        model=DEFAULT_MODEL,
         models_dir=models_dir,
         text_column="text",
         max_bytes=len(data),
@@ -173,11 +175,31 @@ def test_score_upload_refuses_a_file_over_the_bound(models_dir: Path) -> None:
         page.score_upload(
             "t.csv",
             b"text\nhello\n",
-            model="ngram_linear",
+            model=DEFAULT_MODEL,
             models_dir=models_dir,
             text_column="text",
             max_bytes=4,
         )
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_score_upload_refuses_too_many_rows_whatever_the_bytes(
+    models_dir: Path, tmp_path: Path, suffix: str
+) -> None:
+    """A dictionary-encoded Parquet file holds many rows in few bytes: rows are capped too."""
+    frame = pl.DataFrame({"text": ["same tweet"] * 5000})
+    path = tmp_path / f"many{suffix}"
+    {".parquet": frame.write_parquet, ".csv": frame.write_csv, ".jsonl": frame.write_ndjson}[
+        suffix
+    ](path)
+    data = path.read_bytes()
+    kwargs = {"model": DEFAULT_MODEL, "models_dir": models_dir, "text_column": "text"}
+    with pytest.raises(
+        InputError, match=r"has 5,00[01] rows; the page scores files of up to 4,000"
+    ):
+        page.score_upload(path.name, data, max_bytes=len(data), max_rows=4000, **kwargs)
+    _, summary = page.score_upload(path.name, data, max_bytes=len(data), max_rows=5001, **kwargs)
+    assert summary.rows == 5000
 
 
 class FakePopen:
@@ -217,7 +239,7 @@ def test_cli_without_streamlit_says_what_to_install(
 
 
 def test_cli_runs_streamlit_on_the_page(popen: type[FakePopen], models_dir: Path) -> None:
-    args = ["app", "--model", "ngram_linear", "--models-dir", models_dir, "--port", "8600"]
+    args = ["app", "--model", DEFAULT_MODEL, "--models-dir", models_dir, "--port", "8600"]
     assert run_cli(args) == 0
     [command] = popen.commands
     assert command[:5] == [
@@ -233,7 +255,7 @@ def test_cli_runs_streamlit_on_the_page(popen: type[FakePopen], models_dir: Path
     assert settings["--server.address"] == "127.0.0.1"
     assert settings["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
     page_args = command[command.index("--") + 1 :]
-    assert page.parse_settings(page_args) == page.Settings("ngram_linear", models_dir)
+    assert page.parse_settings(page_args) == page.Settings(DEFAULT_MODEL, models_dir)
 
 
 def test_cli_help_states_the_upload_bound(capsys: pytest.CaptureFixture[str]) -> None:
@@ -247,7 +269,7 @@ def test_score_upload_errors_name_the_upload_not_the_temporary_file(models_dir: 
         page.score_upload(
             "my tweets.csv",
             data,
-            model="ngram_linear",
+            model=DEFAULT_MODEL,
             models_dir=models_dir,
             text_column="text",
             max_bytes=len(data),

@@ -49,7 +49,7 @@ def fetch(url: str) -> tuple[int, str]:
 
 def test_app_serves_the_page_over_http_and_stops_on_sigterm(models_dir: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "emoji_batch", "app", "--model", "ngram_linear"]
+    command = [sys.executable, "-m", "emoji_batch", "app", "--model", "ngram_svm"]
     command += ["--models-dir", str(models_dir), "--port", str(port)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -115,7 +115,7 @@ def test_score_upload_of_parquet_and_jsonl(name: str, models_dir: Path) -> None:
     scored, summary = page.score_upload(
         name,
         data,
-        model="ngram_linear",
+        model="ngram_svm",
         models_dir=models_dir,
         text_column="text",
         max_bytes=len(data),

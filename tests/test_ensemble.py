@@ -85,8 +85,15 @@ def test_cross_fitted_metrics_score_each_half_with_the_other_halfs_mix(
     for (fit_rows, held_out), recorded in zip(
         folds, manifest["evaluation"]["fold_mixes"], strict=True
     ):
-        mix = Mix(tuple(recorded["weights"]), recorded["mixing"], recorded["prior_power"])
-        refit, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], loaded.prior)
+        biases = recorded["label_biases"]
+        mix = Mix(
+            tuple(recorded["weights"]),
+            recorded["mixing"],
+            recorded["prior_power"],
+            None if biases is None else tuple(biases),
+        )
+        with_biases = biases is not None
+        refit, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], loaded.prior, with_biases)
         assert refit == mix  # fitted on the other half, never on the rows it scores
         cross[held_out] = mix.apply([p[held_out] for p in probs], loaded.prior)
     assert round(100 * macro_f1(y, cross), 2) == manifest["metrics"]["macro_f1"]
@@ -97,9 +104,9 @@ def test_cross_fitted_metrics_score_each_half_with_the_other_halfs_mix(
 def test_reloaded_ensemble_gives_the_mix_of_its_members(ensemble: Path) -> None:
     loaded = load_ensemble(ensemble)
     members = [Predictor(load_bundle(m.directory)).predict_proba(TEXTS) for m in loaded.members]
-    expected = Mix(loaded.mix.weights, loaded.mix.mixing, loaded.mix.prior_power).apply(
-        members, loaded.prior
-    )
+    expected = Mix(
+        loaded.mix.weights, loaded.mix.mixing, loaded.mix.prior_power, loaded.mix.biases
+    ).apply(members, loaded.prior)
     probs = EnsemblePredictor(loaded).predict_proba(TEXTS)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -189,6 +196,23 @@ def test_ensemble_refusals(
     assert sorted((p, p.stat().st_mtime_ns) for p in fitted.parent.rglob("*")) == before
 
 
+def test_biases_raise_macro_f1_where_the_argmax_neglects_a_label() -> None:
+    """A label the probabilities always rank second is never predicted; an offset for
+    it recovers it."""
+    from emoji_batch.ensemble import fit_biases
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=600)
+    probs = np.full((600, 3), 0.1)
+    probs[np.arange(600), y] = 0.5
+    probs[y == 2, 0] = 0.6  # label 2 always loses to label 0
+    probs /= probs.sum(axis=1, keepdims=True)
+    before = macro_f1(y, probs)
+    biases = fit_biases(probs, y)
+    after = macro_f1(y, np.log(probs) + np.asarray(biases))
+    assert after > before + 0.2 and biases[2] > biases[0]
+
+
 def test_macro_f1_matches_scikit_learn() -> None:
     from sklearn.metrics import f1_score
 
@@ -234,7 +258,7 @@ def test_data_too_small_to_cross_fit_is_a_usage_error(
     data = tmp_path / "tiny.csv"
     data.write_text("label,text\n" + rows)
     shipped = Path(__file__).parent.parent / "emoji_batch" / "models"
-    args = ["ensemble", shipped / "ngram_linear", shipped / "glove_cnn", "--data", data]
+    args = ["ensemble", shipped / "ngram_svm", shipped / "fine_tuned_bert", "--data", data]
     assert run_cli([*args, "--output", tmp_path / "out"]) == 2
     (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert "too few" in error and "at least 2 rows of one label" in error
@@ -254,8 +278,8 @@ def test_an_ensemble_is_neither_a_member_nor_quantized(
 ) -> None:
     data = tmp_path / "data.csv"
     data.write_text("label,text\n0,love\n0,heart\n")
-    ensemble = SHIPPED / "ensemble_bert_ngram_cnn"
-    args = ["ensemble", ensemble, SHIPPED / "ngram_linear", "--data", data, "-o", tmp_path / "o"]
+    ensemble = SHIPPED / "ensemble_bert_svm"
+    args = ["ensemble", ensemble, SHIPPED / "ngram_svm", "--data", data, "-o", tmp_path / "o"]
     assert run_cli(args) == 2
     assert "ensembles cannot be members of an ensemble" in _error(capsys.readouterr().err)
     assert run_cli(["quantize", ensemble, "--data", data]) == 2
@@ -270,11 +294,11 @@ def test_reduced_precision_a_member_lacks_says_what_is_possible(
 
     lacking = [
         name
-        for name in ("fine_tuned_bert", "ngram_linear", "glove_cnn")
+        for name in ("fine_tuned_bert", "ngram_svm")
         if "int8" not in json.loads((SHIPPED / name / "manifest.json").read_text())["precisions"]
     ]
     assert lacking, "some shipped member must lack int8 for this test"
-    args = ["predict", "hello", "--model", "ensemble_bert_ngram_cnn", "--device", "cpu"]
+    args = ["predict", "hello", "--model", "ensemble_bert_svm", "--device", "cpu"]
     assert run_cli([*args, "--precision", "int8"]) == 2
     error = _error(capsys.readouterr().err)
     said = "members " + ", ".join(lacking) if len(lacking) > 1 else "member " + lacking[0]

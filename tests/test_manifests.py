@@ -24,8 +24,8 @@ SHIPPED = shipped_models_dir()
 
 
 def test_kinds_of_the_shipped_bundles() -> None:
-    assert manifest_kind(SHIPPED / "ngram_linear") == CLASSIFIER
-    assert manifest_kind(SHIPPED / "ensemble_bert_ngram_cnn") == ENSEMBLE
+    assert manifest_kind(SHIPPED / "ngram_svm") == CLASSIFIER
+    assert manifest_kind(SHIPPED / "ensemble_bert_svm") == ENSEMBLE
     assert manifest_kind(SHIPPED / "emoji_position") == POSITION
 
 
@@ -33,9 +33,9 @@ def test_kinds_of_the_shipped_bundles() -> None:
     ("name", "wanted", "message"),
     [
         ("emoji_position", CLASSIFIER, "is an emoji-position bundle .* not a model that predicts"),
-        ("ngram_linear", POSITION, "predicts emoji, not an emoji-position bundle"),
-        ("ngram_linear", ENSEMBLE, "predicts emoji, not an ensemble bundle"),
-        ("ensemble_bert_ngram_cnn", CLASSIFIER, "is an ensemble bundle, not a model"),
+        ("ngram_svm", POSITION, "predicts emoji, not an emoji-position bundle"),
+        ("ngram_svm", ENSEMBLE, "predicts emoji, not an ensemble bundle"),
+        ("ensemble_bert_svm", CLASSIFIER, "is an ensemble bundle, not a model"),
     ],
 )
 def test_a_bundle_of_another_kind_is_refused_saying_what_it_is(
@@ -48,8 +48,8 @@ def test_a_bundle_of_another_kind_is_refused_saying_what_it_is(
 @pytest.mark.parametrize(
     ("name", "load"),
     [
-        ("ngram_linear", load_bundle),
-        ("ensemble_bert_ngram_cnn", load_ensemble),
+        ("ngram_svm", load_bundle),
+        ("ensemble_bert_svm", load_ensemble),
         ("emoji_position", PositionModel.load),
     ],
 )
@@ -84,3 +84,17 @@ def test_missing_unreadable_or_non_object_manifests(
         with pytest.raises(ModelError, match=message):
             load(tmp_path)
     assert manifest_kind(tmp_path) is None
+
+
+def test_retired_shipped_names_resolve_to_their_successors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from emoji_batch.bundle import RETIRED_NAMES, resolve_model
+
+    for old, new in RETIRED_NAMES.items():
+        assert not (SHIPPED / old).exists() and (SHIPPED / new / "manifest.json").is_file()
+        assert resolve_model(old, tmp_path) == SHIPPED / new
+        assert f"--model {old} was retired; using the shipped {new}" in caplog.text
+    (tmp_path / "ngram_linear").mkdir()  # a bundle of the old name is still found first
+    (tmp_path / "ngram_linear" / "manifest.json").write_text("{}")
+    assert resolve_model("ngram_linear", tmp_path) == tmp_path / "ngram_linear"

@@ -176,3 +176,20 @@ def test_train_refuses_bad_options(
 ) -> None:
     extra = [tiny_data.get(x, x) for x in extra]
     assert run_cli(train_args("ngram_linear", tiny_data, tmp_path / "x", *extra)) == 2
+
+
+def test_hash_index_finds_every_key_misses_the_rest_and_refuses_repeats() -> None:
+    from emoji_batch.ngram import HashIndex
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**64 - 1, size=50_000, dtype=np.uint64))
+    keys = np.concatenate([[np.uint64(0)], keys[keys > 1]])  # 0 is kept apart from "empty"
+    ids = np.arange(1, len(keys) + 1, dtype=np.int32)
+    index = HashIndex(keys, ids)
+    np.testing.assert_array_equal(index.lookup(keys), ids)
+    others = rng.integers(2, 2**64 - 1, size=50_000, dtype=np.uint64)
+    others = others[~np.isin(others, keys)]
+    assert not index.lookup(others).any()
+    assert index.lookup(np.zeros(0, dtype=np.uint64)).shape == (0,)
+    with pytest.raises(ValueError, match="share a 64-bit hash"):
+        HashIndex(np.array([5, 9, 5], dtype=np.uint64), np.arange(1, 4, dtype=np.int32))

@@ -184,7 +184,7 @@ def test_fit_on_several_files_is_fit_on_their_concatenation(
 
 def test_load_refuses_other_bundles(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="predicts emoji, not an emoji-position bundle"):
-        PositionModel.load(shipped_models_dir() / "ngram_linear")
+        PositionModel.load(shipped_models_dir() / "ngram_svm")
     with pytest.raises(ModelError, match=r"no manifest\.json"):
         PositionModel.load(tmp_path)
 

@@ -81,7 +81,7 @@ def test_predict_exit_code_is_zero_when_every_tweet_is_scored(
 
 
 @pytest.mark.parametrize(
-    ("model", "precision"), [("ngram_linear", "auto"), ("fine_tuned_bert", "int8")]
+    ("model", "precision"), [("ngram_svm", "auto"), ("fine_tuned_bert", "int8")]
 )
 def test_predict_never_imports_what_the_answer_does_not_need(model: str, precision: str) -> None:
     """Start-up: one tweet with the default or the int8 BERT needs neither TensorFlow

@@ -25,7 +25,10 @@ def predictor(tiny_cnn: Path) -> Predictor:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(rows=st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), texts), max_size=40))
 def test_score_table_keeps_every_row(
@@ -47,7 +50,10 @@ def test_score_table_keeps_every_row(
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(rows=st.lists(texts, min_size=1, max_size=30), chunk=st.integers(1, 12))
 def test_score_file_round_trip(

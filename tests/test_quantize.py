@@ -443,6 +443,49 @@ def test_int8_pieces_run_side_by_side_on_several_interpreters() -> None:
     assert Int8Runtime(flat, num_threads=2, batch_size=64).interpreters == 2
 
 
+def test_int8_interpreters_are_made_when_a_batch_first_needs_them() -> None:
+    from emoji_batch.runtimes import Int8Runtime
+
+    flat = quantize.convert_int8(_masked_mean_model(), [4, 8, 10])
+    runtime = Int8Runtime(flat, num_threads=2, batch_size=2 * quantize.INT8_ROWS)
+    assert runtime.interpreters == 2 and len(runtime._copies) == 1  # one piece so far
+    runtime(np.ones((3, 4), dtype=np.int32))
+    assert len(runtime._copies) == 1
+    runtime(np.ones((quantize.INT8_ROWS + 1, 4), dtype=np.int32))
+    assert len(runtime._copies) == 2
+
+
+def test_int8_error_in_one_share_waits_for_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock is let go only once no interpreter runs: the failing share's error comes
+    out after the other share has finished."""
+    import time
+
+    from emoji_batch.runtimes import Int8Runtime
+
+    flat = quantize.convert_int8(_masked_mean_model(), [4, 8, 10])
+    runtime = Int8Runtime(flat, num_threads=2, batch_size=2 * quantize.INT8_ROWS)
+    batch = np.ones((2 * quantize.INT8_ROWS, 4), dtype=np.int32)
+    runtime(batch)  # both interpreters made
+    finished = []
+    first, second = runtime._copies
+
+    def fail(ids: np.ndarray, tables: list) -> np.ndarray:
+        raise RuntimeError("interpreter 0 failed")
+
+    def slow(ids: np.ndarray, tables: list) -> np.ndarray:
+        time.sleep(0.3)
+        finished.append(time.monotonic())
+        return np.zeros((len(ids), 3), dtype=np.float32)
+
+    monkeypatch.setattr(first, "run", fail)
+    monkeypatch.setattr(second, "run", slow)
+    with pytest.raises(RuntimeError, match="interpreter 0 failed"):
+        runtime(batch)
+    raised = time.monotonic()
+    assert finished and finished[0] <= raised
+    assert not runtime._lock.locked()
+
+
 def test_int8_model_of_unknown_shapes_still_runs() -> None:
     """Files written before the fixed shapes (one signature, any batch and width, as the
     shipped glove_cnn's) are resized to each batch and give the same probabilities."""
@@ -560,7 +603,7 @@ def test_auto_keeps_a_numpy_ngram_model_in_fp32(monkeypatch: pytest.MonkeyPatch)
     from emoji_batch.bundle import shipped_models_dir
 
     monkeypatch.setattr(predict, "native_bf16", lambda: True)
-    bundle = load_bundle(shipped_models_dir() / "ngram_linear")
+    bundle = load_bundle(shipped_models_dir() / "ngram_svm")
     assert predict.numpy_fp32(bundle)
     bundle.manifest.precisions = {
         "bf16": {"tweets_per_second": 300.0, "fp32_tweets_per_second": 100.0},

@@ -180,7 +180,9 @@ def test_parquet_directory_in_file_order(spark, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     texts = ["i love you", "merry christmas", "lol", None, "fire 🔥", "happy birthday"]
-    sizes = {"c.parquet": 2, "a.parquet": 9, "b.parquet": 5}
+    # Largest last by name: Spark packs the largest file first, so only the sort by file
+    # name and row gives name order.
+    sizes = {"c.parquet": 9, "a.parquet": 2, "b.parquet": 5}
     at = 0
     for name, size in sizes.items():
         rows = {

@@ -145,7 +145,7 @@ def test_models_list_marks_malformed_bundles_and_lists_the_rest(
 ) -> None:
     """One bad manifest does not hide the others: it is listed, marked unusable with why."""
     shipped = shipped_models_dir()
-    ensemble = json.loads((shipped / "ensemble_bert_ngram_cnn" / MANIFEST).read_text())
+    ensemble = json.loads((shipped / "ensemble_bert_svm" / MANIFEST).read_text())
     position = json.loads((shipped / "emoji_position" / MANIFEST).read_text())
     members = ensemble["members"]
     manifests = {
@@ -163,7 +163,7 @@ def test_models_list_marks_malformed_bundles_and_lists_the_rest(
         (tmp_path / name).mkdir()
         (tmp_path / name / MANIFEST).write_text(json.dumps(manifest))
     # An ensemble beside its members, as the shipped one is: usable.
-    for name in ("ensemble_bert_ngram_cnn", "fine_tuned_bert", "ngram_linear", "glove_cnn"):
+    for name in ("ensemble_bert_svm", "fine_tuned_bert", "ngram_svm"):
         (tmp_path / name).symlink_to(shipped / name)
     assert run_cli(["models", "list", "--models-dir", tmp_path]) == 0
     out = capsys.readouterr().out
@@ -173,5 +173,5 @@ def test_models_list_marks_malformed_bundles_and_lists_the_rest(
     assert "member ../gone/fine_tuned_bert is missing" in bad["gone_members"]
     assert "unusable: " in bad["list_metrics"] and "metrics" in bad["list_metrics"]
     usable = [line for line in headers if line.split()[0] not in manifests]
-    assert len(usable) == 4 + 5 and not any("unusable" in line for line in usable)
+    assert len(usable) == 3 + 5 and not any("unusable" in line for line in usable)
     assert "ensemble (" in out and "macro-F1" in out

@@ -1,9 +1,11 @@
 """Print the results table (markdown) from trained bundles' manifests.
 
 Usage: python training/results_table.py [--baseline JSON] BUNDLE_DIR [BUNDLE_DIR ...]
-Every number comes from a manifest written by `emoji-batch train` or `emoji-batch
-ensemble`, or from `training/baseline_tfidf.py --json`; nothing is typed in. An
-ensemble's bundle size counts its members' files.
+       python training/results_table.py --dev BUNDLE_DIR [BUNDLE_DIR ...]
+Every number comes from a manifest written by `emoji-batch train`, `emoji-batch
+ensemble` or `emoji-batch evaluate --record`, or from `training/baseline_tfidf.py
+--json`; nothing is typed in. An ensemble's bundle size counts its members' files.
+``--dev`` prints the Dev.csv table (issue 27): Dev and Val side by side, Dev's ECE.
 """
 
 import json
@@ -44,7 +46,50 @@ def baseline_row(path: Path) -> str:
     )
 
 
+def _on(m: dict, name: str) -> dict | None:
+    """A manifest's summary on data file ``name``: its own metrics or a recorded one."""
+    metrics = m["metrics"]
+    if metrics.get("dataset", "").split(" ")[0] == name:
+        return metrics
+    return metrics.get("evaluated", {}).get(name)
+
+
+def dev_row(path: Path) -> str:
+    m = json.loads((path / "manifest.json").read_text())
+    dev, val = _on(m, "Dev.csv"), _on(m, "Val.csv")
+    if m.get("kind") == "ensemble":
+        members = [(path / member["path"]).resolve() for member in m["members"]]
+        mix = " + ".join(f"{x['weight']:g} `{x['name']}`" for x in m["members"])
+        name = f"`{path.name}`: {mix} ({m['mixing']})"
+        seconds, command = "-", m["command"]
+        size = size_mb(path) + sum(size_mb(member) for member in members)
+        trained = "its members"
+    else:
+        t = m["training"]
+        name, command, size = f"`{path.name}` ({m['architecture']})", t["command"], size_mb(path)
+        seconds = f"{t['seconds']:.0f} s"
+        trained = " + ".join(f"{d['path']} ({d['rows']:,})" for d in t["data"])
+
+    def cell(summary: dict | None, key: str, unit: str = "") -> str:
+        return "-" if summary is None or key not in summary else f"{summary[key]}{unit}"
+
+    return (
+        f"| {name} | {trained} | **{cell(dev, 'macro_f1')}** | {cell(dev, 'accuracy', '%')} "
+        f"| {cell(dev, 'ece')} | {cell(val, 'macro_f1')} | {cell(val, 'accuracy', '%')} "
+        f"| {size:.1f} MB | {seconds} | `{command}` |"
+    )
+
+
 def main(args: list[str]) -> None:
+    if args[:1] == ["--dev"]:
+        print(
+            "| model | trained on | Dev macro-F1 | Dev accuracy | Dev ECE | Val macro-F1 "
+            "| Val accuracy | bundle | training time | command |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for path in map(Path, args[1:]):
+            print(dev_row(path))
+        return
     baseline = None
     if args[:1] == ["--baseline"]:
         baseline, args = Path(args[1]), args[2:]
