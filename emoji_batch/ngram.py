@@ -113,18 +113,62 @@ class HashIndex:
         return found
 
 
-def _word_tables(grams: list[str], ngrams: Sequence[int]) -> tuple[dict[str, int], HashIndex]:
-    """For word n-grams ``grams`` (feature ids 1..): each word's index (from 1), and the
-    hash of every n-gram's word indices with its feature id, to look windows up."""
+# Inverse of _PRIME modulo 2**64 (it is odd): lets one prefix sum hash every word.
+_PRIME_INVERSE = np.uint64(pow(int(_PRIME), -1, 2**64))
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    """``base**0 .. base**(n-1)`` modulo 2**64 (uint64 products wrap)."""
+    out = np.full(n, base, dtype=np.uint64)
+    if n:
+        out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)
+
+
+def _word_hashes(words: list[str]) -> np.ndarray:
+    """A 64-bit hash of each word (see :func:`_span_hashes`)."""
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    ends = np.cumsum(lengths)
+    return _span_hashes(_code_points("".join(words)), ends - lengths, ends)
+
+
+def _span_hashes(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each span ``[start, end)`` of code points: a polynomial in
+    ``_PRIME`` seeded by its length, then mixed, for every span at once.
+
+    With ``S`` the prefix sums of ``c_i * inverse**i``, a span ``[s, e)`` is
+    ``(S[e] - S[s]) * prime**(e-1)`` = the sum of ``c_i * prime**(e-1-i)``."""
+    sums = np.concatenate([[np.uint64(0)], np.cumsum(cp * _powers(_PRIME_INVERSE, len(cp)))])
+    up = _powers(_PRIME, len(cp) + 1)[np.maximum(ends - 1, 0)]
+    body = (sums[ends] - sums[starts]) * up
+    return _mix(body * _PRIME + (ends - starts).astype(np.uint64))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: word hashes are combined into n-gram hashes by the same
+    polynomial that made them, which would make ``00 11`` and ``01 01`` collide; mixed
+    first, they share no structure."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _word_tables(grams: list[str], ngrams: Sequence[int]) -> HashIndex:
+    """The hash of every word n-gram of ``grams`` (feature ids 1..), a window of its
+    words' hashes, with its feature id, to look windows up."""
     low, high = ngrams
-    parts = pl.Series(grams, dtype=pl.String).str.split(" ")
-    sizes = parts.list.len().to_numpy().astype(np.int64)
+    # The n-grams joined by spaces are their words joined by spaces (words hold none).
+    cp = _code_points(" ".join(grams))
+    spaces = np.flatnonzero(cp == 32)
+    word_starts = np.concatenate([[0], spaces + 1]) if grams else np.zeros(0, np.int64)
+    word_ends = np.concatenate([spaces, [len(cp)]]) if grams else np.zeros(0, np.int64)
+    index = _span_hashes(cp, word_starts, word_ends)
+    gram_ends = np.cumsum(np.fromiter(map(len, grams), dtype=np.int64, count=len(grams)) + 1)
+    sizes = np.diff(np.concatenate([[0], np.searchsorted(spaces, gram_ends - 1) + 1]))
     if len(sizes) and not ((sizes >= low) & (sizes <= high)).all():
         raise ValueError(f"word n-grams must be {low}-{high} words long")
-    flat = parts.explode() if len(parts) else pl.Series([], dtype=pl.String)
-    words = flat.unique(maintain_order=True)
-    numbers = pl.Series(np.arange(1, len(words) + 1, dtype=np.uint64))
-    index = flat.replace_strict(words, numbers, return_dtype=pl.UInt64).to_numpy()
     starts = np.cumsum(sizes) - sizes
     hashes, ids = [], []
     for n in range(low, high + 1):
@@ -132,13 +176,11 @@ def _word_tables(grams: list[str], ngrams: Sequence[int]) -> tuple[dict[str, int
         if len(group):
             hashes.append(_hash_rows(index[starts[group][:, None] + np.arange(n)]))
             ids.append((group + 1).astype(np.int32))
-    index = HashIndex(
+    return HashIndex(
         np.concatenate(hashes or [np.zeros(0, np.uint64)]),
         np.concatenate(ids or [np.zeros(0, np.int32)]),
         "word n-grams",
     )
-    word_index = dict(zip(words.to_list(), range(1, len(words) + 1), strict=True))
-    return word_index, index
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -160,6 +202,40 @@ class NgramEncoder:
         char_ngrams: Sequence[int],
         char_analyzer: str = "char_wb",
     ) -> None:
+        is_char = np.fromiter((kind == CHAR for kind, _ in features), bool, len(features))
+        n_words = len(features) - int(is_char.sum())
+        if is_char[:n_words].any():
+            raise ValueError("word n-grams must come before char n-grams")
+        grams = [f for _, f in features]
+        self._setup(grams, n_words, word_ngrams, char_ngrams, char_analyzer)
+
+    @classmethod
+    def from_grams(
+        cls,
+        grams: list[str],
+        n_words: int,
+        word_ngrams: Sequence[int],
+        char_ngrams: Sequence[int],
+        char_analyzer: str = "char_wb",
+    ) -> "NgramEncoder":
+        """The encoder of ``grams``, the first ``n_words`` word n-grams, the rest char
+        n-grams (what a bundle's ``ngrams.txt`` holds, without building pairs)."""
+        encoder = cls.__new__(cls)
+        encoder._setup(grams, n_words, word_ngrams, char_ngrams, char_analyzer)
+        return encoder
+
+    @property
+    def features(self) -> list[tuple[str, str]]:
+        return [(WORD if i < self.n_words else CHAR, g) for i, g in enumerate(self._grams)]
+
+    def _setup(
+        self,
+        grams: list[str],
+        n_words: int,
+        word_ngrams: Sequence[int],
+        char_ngrams: Sequence[int],
+        char_analyzer: str,
+    ) -> None:
         low, high = char_ngrams
         if char_analyzer not in CHAR_ANALYZERS:
             raise ValueError(
@@ -172,14 +248,9 @@ class NgramEncoder:
         if not 1 <= low <= high:
             raise ValueError(f"bad char n-gram range {char_ngrams}")
         self.char_analyzer = char_analyzer
-        is_char = np.fromiter((kind == CHAR for kind, _ in features), bool, len(features))
-        self.n_words = len(features) - int(is_char.sum())
-        if is_char[: self.n_words].any():
-            raise ValueError("word n-grams must come before char n-grams")
-        self.features = features
+        self.n_words, self._grams = n_words, grams
         self.word_ngrams, self.char_ngrams = tuple(word_ngrams), (low, high)
-        grams = [f for _, f in features]
-        self._word_index, self._word_lookup = _word_tables(grams[: self.n_words], self.word_ngrams)
+        self._word_lookup = _word_tables(grams[: self.n_words], self.word_ngrams)
         chars = grams[self.n_words :]
         lengths = pl.Series(chars, dtype=pl.String).str.len_chars().to_numpy()
         hashes, ids = [], []
@@ -198,7 +269,7 @@ class NgramEncoder:
 
     def __len__(self) -> int:
         """Rows of the feature table: the features plus padding."""
-        return len(self.features) + 1
+        return len(self._grams) + 1
 
     @classmethod
     def fit(
@@ -263,17 +334,12 @@ class NgramEncoder:
         """Text index and id (0: unknown) of every word n-gram, as :func:`word_ngrams`
         orders them: each text's n-grams, n from low to high, each in text order.
 
-        Each word is looked up once (its index among the words of the known n-grams);
-        an n-gram is then a window of word indices, hashed and looked up like the
-        character n-grams, and unknown when a word of it is."""
+        Every word of the batch is hashed at once; an n-gram is then a window of word
+        hashes, hashed and looked up like the character n-grams."""
         words = [_WORD.findall(t) for t in texts]
         counts = np.fromiter(map(len, words), dtype=np.int64, count=len(texts))
-        get = self._word_index.get
-        index = np.fromiter(
-            (get(w, 0) for ws in words for w in ws), dtype=np.uint64, count=int(counts.sum())
-        )
+        index = _word_hashes([w for ws in words for w in ws])
         text_of = np.repeat(np.arange(len(texts)), counts)
-        unknown = np.concatenate([[0], np.cumsum(index == 0)])
         low, high = self.word_ngrams
         found_text, found_ids = [], []
         for n in range(low, high + 1):
@@ -281,12 +347,9 @@ class NgramEncoder:
             if m <= 0:
                 break
             same = text_of[:m] == text_of[n - 1 :]
-            known = same & (unknown[n : n + m] == unknown[:m])
-            hashes = _hash_rows(np.lib.stride_tricks.sliding_window_view(index, n)[known])
-            ids = np.zeros(m, dtype=np.int32)
-            ids[known] = self._word_lookup.lookup(hashes)
+            hashes = _hash_rows(np.lib.stride_tricks.sliding_window_view(index, n)[same])
             found_text.append(text_of[:m][same])
-            found_ids.append(ids[same])
+            found_ids.append(self._word_lookup.lookup(hashes))
         if not found_text:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         text = np.concatenate(found_text)
@@ -331,7 +394,8 @@ class NgramEncoder:
 
     def save(self, directory: Path) -> dict[str, str]:
         """Write ``ngrams.txt`` (line number = id: padding, then ``kind<TAB>n-gram``)."""
-        lines = [PAD, *(f"{kind}\t{f}" for kind, f in self.features)]
+        kinds = [WORD] * self.n_words + [CHAR] * (len(self._grams) - self.n_words)
+        lines = [PAD, *(f"{kind}\t{f}" for kind, f in zip(kinds, self._grams, strict=True))]
         (directory / NGRAMS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
         return {"ngrams": NGRAMS_FILE}
 
@@ -348,10 +412,14 @@ class NgramEncoder:
         if not good.all():
             lineno = int(np.flatnonzero(~good.to_numpy())[0]) + 2
             raise ModelError(f"{path}:{lineno}: expected 'w' or 'c', a tab and an n-gram")
-        features = list(zip(body.str.head(1).to_list(), body.str.slice(2).to_list(), strict=True))
+        is_char = body.str.starts_with(CHAR).to_numpy()
+        n_words = len(is_char) - int(is_char.sum())
         try:
-            encoder = cls(
-                features,
+            if is_char[:n_words].any():
+                raise ValueError("word n-grams must come before char n-grams")
+            encoder = cls.from_grams(
+                body.str.slice(2).to_list(),
+                n_words,
                 config["word_ngrams"],
                 config["char_ngrams"],
                 config.get("char_analyzer", "char_wb"),

@@ -211,8 +211,9 @@ def train_linear(config: TrainConfig) -> TrainResult:
     table = np.zeros((len(encoder), len(labels)), dtype=np.float32)
     table[:] = solver.coef_.T
     kept = _prune(table, int(params["max_features"]))
+    every = encoder.features
     encoder = NgramEncoder(
-        [encoder.features[i - 1] for i in kept[1:]],
+        [every[i - 1] for i in kept[1:]],
         params["word_ngrams"],
         params["char_ngrams"],
         params["char_analyzer"],

@@ -28,6 +28,8 @@ TEXTS = [
     "",
     "   ",
     "ünïcödé wörds çà",
+    # Word n-grams a hash linear in its words' hashes would confuse ("00 11", "01 01").
+    "00 11 01 01 10 10 11 00",
 ]
 
 
