@@ -248,9 +248,9 @@ class OnnxRuntime:
 
 
 class NgramRuntime:
-    """A linear n-gram model (``ngram_linear`` with ``hidden`` 0) in NumPy: the same sums
-    as :class:`emoji_batch.networks.NgramBag` then a softmax, a gather and a dot product
-    that TensorFlow would only add seconds of import to."""
+    """A linear n-gram model (``ngram_svm``; ``ngram_linear`` with ``hidden`` 0) in NumPy:
+    the same sums as :class:`emoji_batch.networks.NgramBag` then a softmax, a gather and
+    a dot product that TensorFlow would only add seconds of import to."""
 
     def __init__(self, table: np.ndarray, idf: np.ndarray, bias: np.ndarray, n_words: int):
         self.table, self.idf, self.bias, self.n_words = table, idf, bias, n_words

@@ -412,6 +412,17 @@ class _Scoring:
     info: _ModelInfo
 
 
+def _check_names(columns: list[str]) -> None:
+    """Refuse column names PySpark cannot hand to a Python function: ``mapInArrow``
+    selects every column by its name, and a dot there means a struct field."""
+    dotted = [c for c in columns if "." in c or "`" in c]
+    if dotted:
+        raise InputError(
+            f"column(s) {dotted}: the Spark engine cannot pass names with dots or backticks "
+            "to Python; rename them, or score with --engine local, which keeps them"
+        )
+
+
 def _job(columns: list[str], options: ScoreOptions) -> _Job:
     models_dir = options.models_dir
     return _Job(
@@ -452,6 +463,7 @@ def _scoring(
     from pyspark.sql.types import StructType
 
     spark = df.sparkSession
+    _check_names(df.columns)
     job, info = _checked(spark, _job(df.columns, options), options.top_k)
     arrow_in = _arrow_schema(spark, df)
     arrow_out = output_schema(arrow_in, job.k, insert=job.insert)
@@ -616,6 +628,19 @@ def _is_dir(spark: "SparkSession", uri: str) -> bool:
     return bool(fs.getFileStatus(path).isDirectory())
 
 
+@contextlib.contextmanager
+def _case_sensitive(spark: "SparkSession") -> Iterator[None]:
+    """Column names compared exactly while a file is scored (``text`` beside ``Text`` is
+    two columns, as locally), the session's own setting restored after."""
+    key = "spark.sql.caseSensitive"
+    before = spark.conf.get(key, "false")
+    spark.conf.set(key, "true")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
 def _qualified(spark: "SparkSession", uri: str) -> str:
     """``uri`` as its filesystem names it (scheme, authority, absolute path), for comparing."""
     fs, path = _fs(spark, uri)
@@ -756,61 +781,63 @@ def score_path(
     output_uri = output_uri or default_output_uri(input_uri)
     out_fmt = _output_format(output_uri, options.output_format, in_fmt)
     spark = spark_session(master, spark_logs)
-    if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
-        raise InputError(f"input file {input_uri} does not exist")
-    check_output_apart(spark, input_uri, output_uri)
-    if not force and _exists(spark, output_uri):
-        raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
-    spark.conf.set(ARROW_BATCH_ROWS, str(options.chunk_rows))
-    sc = spark.sparkContext
-    counts = (sc.accumulator(0), sc.accumulator(0))
-    with _user_errors():
-        if in_fmt == "parquet":
-            df = _read_parquet(spark, input_uri)
-            arrow_in = _arrow_schema(spark, df)
-            files = None
-        else:
-            df, files = _read_files(spark, input_uri, in_fmt, options.chunk_rows)
-            arrow_in = files.schema
-    job, info = _checked(spark, _job(arrow_in.names, options), options.top_k)
-    schema = output_schema(arrow_in, job.k, options.insert)
-    check_writable(schema, out_fmt)
-    job = replace(job, files=files, schema=schema)
-    logs.emit(
-        "start",
-        f"model {info.name} ({info.precision}) on {info.device}, Spark {sc.master}",
-        model=info.name,
-        device=info.device,
-        precision=info.precision,
-        master=sc.master,
-        bundle=info.directory,
-        input=input_uri,
-        output=output_uri,
-    )
-    from pyspark.sql.pandas.types import from_arrow_schema
-    from pyspark.sql.types import StringType, StructField, StructType
+    with _case_sensitive(spark):
+        if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
+            raise InputError(f"input file {input_uri} does not exist")
+        check_output_apart(spark, input_uri, output_uri)
+        if not force and _exists(spark, output_uri):
+            raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
+        spark.conf.set(ARROW_BATCH_ROWS, str(options.chunk_rows))
+        sc = spark.sparkContext
+        counts = (sc.accumulator(0), sc.accumulator(0))
+        with _user_errors():
+            if in_fmt == "parquet":
+                df = _read_parquet(spark, input_uri)
+                _check_names(df.columns)
+                arrow_in = _arrow_schema(spark, df)
+                files = None
+            else:
+                df, files = _read_files(spark, input_uri, in_fmt, options.chunk_rows)
+                arrow_in = files.schema
+        job, info = _checked(spark, _job(arrow_in.names, options), options.top_k)
+        schema = output_schema(arrow_in, job.k, options.insert)
+        check_writable(schema, out_fmt)
+        job = replace(job, files=files, schema=schema)
+        logs.emit(
+            "start",
+            f"model {info.name} ({info.precision}) on {info.device}, Spark {sc.master}",
+            model=info.name,
+            device=info.device,
+            precision=info.precision,
+            master=sc.master,
+            bundle=info.directory,
+            input=input_uri,
+            output=output_uri,
+        )
+        from pyspark.sql.pandas.types import from_arrow_schema
+        from pyspark.sql.types import StringType, StructField, StructType
 
-    with _user_errors():
-        if out_fmt == "parquet":
-            spark_schema = from_arrow_schema(_spark_table(schema.empty_table()).schema)
-            scored = df.mapInArrow(partial(_score_batches, job, counts), spark_schema)
-            scored.write.mode("overwrite" if force else "errorifexists").parquet(output_uri)
-        else:
-            job = replace(job, serialize=out_fmt)
-            text = StructType([StructField("value", StringType())])
-            scored = df.mapInArrow(partial(_score_batches, job, counts), text)
-            writer = scored.write.mode("overwrite" if force else "errorifexists")
-            writer.text(output_uri)
-            _rename_parts(spark, output_uri, ".csv" if out_fmt == "csv" else ".jsonl")
-    return SparkSummary(
-        counts[0].value,
-        counts[1].value,
-        time.perf_counter() - started,
-        output_uri,
-        info.name,
-        f"{info.device}, Spark {sc.master}",
-        info.precision,
-    )
+        with _user_errors():
+            if out_fmt == "parquet":
+                spark_schema = from_arrow_schema(_spark_table(schema.empty_table()).schema)
+                scored = df.mapInArrow(partial(_score_batches, job, counts), spark_schema)
+                scored.write.mode("overwrite" if force else "errorifexists").parquet(output_uri)
+            else:
+                job = replace(job, serialize=out_fmt)
+                text = StructType([StructField("value", StringType())])
+                scored = df.mapInArrow(partial(_score_batches, job, counts), text)
+                writer = scored.write.mode("overwrite" if force else "errorifexists")
+                writer.text(output_uri)
+                _rename_parts(spark, output_uri, ".csv" if out_fmt == "csv" else ".jsonl")
+        return SparkSummary(
+            counts[0].value,
+            counts[1].value,
+            time.perf_counter() - started,
+            output_uri,
+            info.name,
+            f"{info.device}, Spark {sc.master}",
+            info.precision,
+        )
 
 
 _GLOB = re.compile(r"[*?\[{]")

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,3 +44,31 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["x", "text", "x"], r"duplicate column names \['x'\]"),
+        (["text", "id", "text"], r"duplicate column names \['text'\]"),
+        (["text", "__emoji_batch_invalid_utf8__"], "is reserved"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_duplicate_and_reserved_column_names_are_refused_with_exit_2(
+    tmp_path: Path, names: list[str], message: str, fmt: str, capsys
+) -> None:
+    from tests.conftest import run_cli
+
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "parquet":
+        columns = [pa.array(["a", "b"]) for _ in names]
+        pq.write_table(pa.Table.from_arrays(columns, names=names), path)
+    else:
+        path.write_text(",".join(names) + "\na,b" + ",c" * (len(names) - 2) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert run_cli(["score", path, "-o", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not out.exists()

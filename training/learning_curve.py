@@ -1,12 +1,13 @@
-"""Learning curve of a trained bundle: Val macro-F1 against the share of its training
-data, to tell whether labelling more tweets would pay.
+"""Learning curve of a trained bundle: its validation set's macro-F1 (Dev.csv for the
+shipped models) against the share of its training data, to tell whether labelling more
+tweets would pay.
 
 Reruns the bundle's own recorded `emoji-batch train` command (its manifest's
 `training.command`) on seeded stratified subsets of its training files, concatenated,
 and takes the 100% point from the bundle itself. Prints a Markdown table and writes a
 PNG. Subsets and their bundles go to the git-ignored models/learning_curve/.
 
-    .venv/bin/python training/learning_curve.py emoji_batch/models/ngram_linear \
+    .venv/bin/python training/learning_curve.py emoji_batch/models/ngram_svm \
         --data ../shared/data/tweeteval-emoji/Train.csv \
         --data ../shared/data/semeval2018-extra/Extra.csv --png docs/learning_curve.png
 """
@@ -67,7 +68,8 @@ def point(bundle: Path, share: float) -> dict:
         "rows": training["split"]["train"],
         "macro_f1": manifest["metrics"]["macro_f1"],
         "accuracy": manifest["metrics"]["accuracy"],
-        "epochs": training["epochs"],
+        "epochs": training.get("epochs", "-"),  # a convex solve has none
+        "dataset": manifest["metrics"]["dataset"],
         "seconds": training["seconds"],
     }
 
@@ -90,7 +92,7 @@ def plot(points: list[dict], png: Path, title: str) -> None:
         )
     ax.set_xscale("log")
     ax.set_xlabel("training tweets (log scale)")
-    ax.set_ylabel("Val macro-F1")
+    ax.set_ylabel(f"{points[-1]['dataset']} macro-F1")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -125,14 +127,17 @@ def main() -> None:
         points.append(point(bundle, share))
     points.append(point(args.bundle, 1.0))
 
-    print("| share of the data | training tweets | Val macro-F1 | accuracy | epochs | train time |")
+    on = points[-1]["dataset"]
+    print(
+        f"| share of the data | training tweets | {on} macro-F1 | accuracy | epochs | train time |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for p in points:
         print(
             f"| {p['share']:.0%} | {p['rows']:,} | {p['macro_f1']:.2f} | {p['accuracy']:.2f}% "
             f"| {p['epochs']} | {p['seconds']:.0f} s |"
         )
-    plot(points, args.png, f"{manifest['architecture']}: Val macro-F1 vs training data")
+    plot(points, args.png, f"{manifest['architecture']}: {on} macro-F1 vs training data")
     print(f"plot written to {args.png}", file=sys.stderr)
 
 
