@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from emoji_batch.errors import ModelError
+from emoji_batch.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import CountVectorizer
@@ -294,6 +294,23 @@ class NgramEncoder:
         idf = np.log((1 + len(texts)) / (1 + df)) + 1
         idf[0] = 0.0
         return cls(features, word_ngrams, char_ngrams, char_analyzer), idf.astype(np.float32)
+
+    @classmethod
+    def fit_settings(
+        cls, texts: Sequence[str], settings: dict[str, Any], architecture: str
+    ) -> tuple["NgramEncoder", np.ndarray]:
+        """:meth:`fit` with an architecture's n-gram settings; a bad range, or a
+        ``min_df`` that leaves no n-gram, is an input error naming the architecture."""
+        try:
+            return cls.fit(
+                texts,
+                settings["word_ngrams"],
+                settings["char_ngrams"],
+                int(settings["min_df"]),
+                settings["char_analyzer"],
+            )
+        except ValueError as exc:
+            raise InputError(f"{architecture}: {exc}") from exc
 
     def encode(self, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
         """Sorted distinct feature ids per text, from its first ``max_length`` n-grams

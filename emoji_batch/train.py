@@ -29,7 +29,6 @@ from emoji_batch.bundle import (
     Bundle,
     Manifest,
     check_new_bundle_dir,
-    file_fingerprint,
     model_weights,
     save_bundle,
 )
@@ -50,24 +49,16 @@ from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import file_digest
-from emoji_batch.labels import Label, read_mapping
 from emoji_batch.networks import set_pretrained_trainable
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
-from emoji_batch.train_config import TrainConfig, TrainResult
+from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
 from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
 
 tf = tensorflow()
 import tf_keras as keras  # noqa: E402  (after TensorFlow's quiet import)
 
 log = logging.getLogger(__name__)
-
-
-def _labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
-    if config.mapping is not None:
-        return read_mapping(config.mapping)
-    n = int(train.labels.max()) + 1
-    return [Label(i, str(i), f"label_{i}") for i in range(n)]
 
 
 def _split(config: TrainConfig, data: Labelled) -> tuple[Labelled, Labelled]:
@@ -346,16 +337,7 @@ def _prepare_ngram(
     """The n-gram vocabulary of the training text, and its idf for the model's weights."""
     if config.embeddings is not None or config.encoder is not None:
         raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
-    try:
-        encoder, idf = NgramEncoder.fit(
-            train_clean,
-            params["word_ngrams"],
-            params["char_ngrams"],
-            int(params["min_df"]),
-            params["char_analyzer"],
-        )
-    except ValueError as exc:  # a bad n-gram range, or min_df leaving no n-gram
-        raise InputError(f"{config.architecture}: {exc}") from exc
+    encoder, idf = NgramEncoder.fit_settings(train_clean, params, config.architecture)
     params |= {"n_features": len(encoder), "n_word_features": encoder.n_words}
     lengths = np.array([len(s) for s in encoder.encode(train_clean, params["max_length"])])
     log.info(
@@ -379,7 +361,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_new_bundle_dir(config.output, config.force)
 
     data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
-    labels = all_labels = _labels_for(config, data)
+    labels = all_labels = labels_for(config, data)
     check_labels(data, labels)
     if config.labels != "all":
         keep = most_frequent(data, _top_n(config.labels))
@@ -402,12 +384,7 @@ def train(config: TrainConfig) -> TrainResult:
     y_train, y_val = label_indices(train_set, labels), label_indices(val_set, labels)
 
     keras.utils.set_random_seed(config.seed)
-    unknown = sorted(set(config.overrides) - set(arch.defaults))
-    if unknown:
-        raise InputError(f"{arch.name} has no setting {unknown}; it has {sorted(arch.defaults)}")
-    params = {**arch.defaults, **config.overrides}
-    if config.max_length is not None:
-        params["max_length"] = config.max_length
+    params = config.settings(arch.name, arch.defaults)
     max_length = int(params["max_length"])
 
     train_clean = clean_texts(train_set.texts)
@@ -483,14 +460,7 @@ def train(config: TrainConfig) -> TrainResult:
         max_length=max_length,
         metrics={},
         training={
-            "command": config.command,
-            "config": config.recorded(),
-            "data": [
-                file_fingerprint(path, rows)
-                for path, rows in zip(config.data, file_rows, strict=True)
-            ],
-            "val": file_fingerprint(config.val, len(val_set)) if config.val else None,
-            "split": {"train": len(train_set), "validation": len(val_set)},
+            **config.training_record(file_rows, len(train_set), len(val_set)),
             "epochs": len(history),
             "seconds": round(time.perf_counter() - started, 1),
         },

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from emoji_batch.dataset import Labelled
+from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport
+from emoji_batch.labels import Label, read_mapping
 
 
 @dataclass
@@ -52,6 +55,35 @@ class TrainConfig:
     force: bool = False
     resume: bool = False
 
+    def settings(self, architecture: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The architecture's settings with ``--set`` and ``--max-length`` laid over them;
+        a setting the architecture does not have is an input error."""
+        unknown = sorted(set(self.overrides) - set(defaults))
+        if unknown:
+            raise InputError(f"{architecture} has no setting {unknown}; it has {sorted(defaults)}")
+        params = {**defaults, **self.overrides}
+        if self.max_length is not None:
+            params["max_length"] = self.max_length
+        return params
+
+    def training_record(
+        self, file_rows: list[int], train_rows: int, val_rows: int
+    ) -> dict[str, Any]:
+        """The manifest's ``training`` entry every trainer writes: how it was invoked,
+        its settings, and the training and validation data by row count and hash."""
+        from emoji_batch.bundle import file_fingerprint
+
+        return {
+            "command": self.command,
+            "config": self.recorded(),
+            "data": [
+                file_fingerprint(path, rows)
+                for path, rows in zip(self.data, file_rows, strict=True)
+            ],
+            "val": file_fingerprint(self.val, val_rows) if self.val else None,
+            "split": {"train": train_rows, "validation": val_rows},
+        }
+
     def recorded(self) -> dict[str, Any]:
         """The settings as the manifest stores them: JSON values (paths as strings, a
         list of paths as a list of strings), without how the run was invoked."""
@@ -67,6 +99,14 @@ class TrainConfig:
 
         skip = ("command", "force", "resume")
         return {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+
+
+def labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
+    """The labels a model predicts: the mapping file's, else the ids 0..max seen."""
+    if config.mapping is not None:
+        return read_mapping(config.mapping)
+    n = int(train.labels.max()) + 1
+    return [Label(i, str(i), f"label_{i}") for i in range(n)]
 
 
 @dataclass

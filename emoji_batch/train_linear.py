@@ -29,14 +29,12 @@ from emoji_batch.bundle import (
     WEIGHTS,
     Manifest,
     check_new_bundle_dir,
-    file_fingerprint,
     load_bundle,
     save_weights,
     write_manifest,
 )
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import (
-    Labelled,
     check_labels,
     keep_labels,
     label_indices,
@@ -45,10 +43,9 @@ from emoji_batch.dataset import (
 )
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
-from emoji_batch.labels import Label, read_mapping
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor
-from emoji_batch.train_config import TrainConfig, TrainResult
+from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +150,9 @@ def fit_calibration(
     def score(power: float) -> float:
         return macro_f1(y, margins / base + power * log_prior)
 
-    power = max(sorted(PRIOR_POWERS, key=abs), key=score)
+    power = max(sorted(PRIOR_POWERS, key=abs), key=score) + 0.0  # never -0.0
     chosen = temperature(power)
     return chosen, power, 100 * macro_f1(y, margins / chosen + power * log_prior)
-
-
-def _labels_for(config: TrainConfig, train: Labelled) -> list[Label]:
-    if config.mapping is not None:
-        return read_mapping(config.mapping)
-    return [Label(i, str(i), f"label_{i}") for i in range(int(train.labels.max()) + 1)]
 
 
 def train_linear(config: TrainConfig) -> TrainResult:
@@ -171,18 +162,13 @@ def train_linear(config: TrainConfig) -> TrainResult:
     arch = get_architecture(config.architecture)
     if config.val is None:
         raise InputError(f"{arch.name} needs --val: its calibration is fitted there")
-    unknown = sorted(set(config.overrides) - set(arch.defaults))
-    if unknown:
-        raise InputError(f"{arch.name} has no setting {unknown}; it has {sorted(arch.defaults)}")
-    params = {**arch.defaults, **config.overrides}
-    if config.max_length is not None:
-        params["max_length"] = config.max_length
+    params = config.settings(arch.name, arch.defaults)
     if params["loss"] not in LOSSES:
         raise InputError(f"{arch.name}: loss must be one of {LOSSES}, not {params['loss']!r}")
     check_new_bundle_dir(config.output, config.force)
 
     data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
-    labels = _labels_for(config, data)
+    labels = labels_for(config, data)
     check_labels(data, labels)
     val_all = read_labelled(config.val, config.text_column, config.label_column)
     check_labels(val_all, labels)
@@ -191,16 +177,7 @@ def train_linear(config: TrainConfig) -> TrainResult:
     prior = (np.bincount(y, minlength=len(labels)) + 1.0) / (len(y) + len(labels))
 
     cleaned = clean_texts(data.texts)
-    try:
-        encoder, idf = NgramEncoder.fit(
-            cleaned,
-            params["word_ngrams"],
-            params["char_ngrams"],
-            int(params["min_df"]),
-            params["char_analyzer"],
-        )
-    except ValueError as exc:  # a bad n-gram range, or min_df leaving no n-gram
-        raise InputError(f"{arch.name}: {exc}") from exc
+    encoder, idf = NgramEncoder.fit_settings(cleaned, params, arch.name)
     max_length = int(params["max_length"])
     log.info("%d n-grams in >= %d texts", len(encoder) - 1, params["min_df"])
     x = features(encoder, idf, cleaned, max_length)
@@ -241,14 +218,7 @@ def train_linear(config: TrainConfig) -> TrainResult:
         metrics={},
         cleaning_version=CLEANING_VERSION,
         training={
-            "command": config.command,
-            "config": config.recorded(),
-            "data": [
-                file_fingerprint(path, rows)
-                for path, rows in zip(config.data, file_rows, strict=True)
-            ],
-            "val": file_fingerprint(config.val, len(val_set)),
-            "split": {"train": len(data), "validation": len(val_set)},
+            **config.training_record(file_rows, len(data), len(val_set)),
             "solver": type(solver).__name__,
             "fit_seconds": round(fitted_seconds, 1),
         },
