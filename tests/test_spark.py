@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -21,6 +22,8 @@ from emoji_batch.position import PositionModel
 from emoji_batch.scoring import score_file
 from emoji_batch.spark import INSTALL_HINT, score_dataframe, score_path, spark_session
 from tests.conftest import make_rows, run_cli
+
+ROOT = Path(__file__).parent.parent
 
 # Rows every engine must refuse the same way: null, empty, blank; the rest are scored.
 ODD = [None, "", "   \t ", "https://t.co/abc", "@user", "😂😂", "merry christmas 🎄" * 40]
@@ -222,6 +225,26 @@ def test_awkward_column_names_pass_through(spark, tmp_path: Path, capsys) -> Non
     parts = sorted((tmp_path / "globbed").glob("part-*.csv"))
     ids = [i for part in parts for i in pacsv.read_csv(part).column("id").to_pylist()]
     assert ids == [1, 2, 3]  # the files in name order, each file's rows in order
+
+
+def test_spark_emoji_k_is_the_label_of_the_kth_largest_probability(spark) -> None:
+    """Against an independent computation (predict_proba, then a sort), on real tweets."""
+    import emoji_batch
+
+    texts = pl.read_csv(ROOT / "sample_data" / "tweets.csv", infer_schema=False)["text"]
+    texts = [t for t in texts.to_list() if t and t.strip()][:100]
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id long, text string")
+    scored = score_dataframe(df.coalesce(1), top_k=3).toArrow()
+    model = emoji_batch.load()
+    probs = model.predict_proba(texts)
+    ranked = np.sort(probs, axis=1)[:, ::-1]
+    emoji = np.array([label.emoji for label in model.labels])
+    for k in range(3):
+        np.testing.assert_allclose(scored[f"prob_{k + 1}"].to_numpy(), ranked[:, k], rtol=1e-5)
+        clear = ranked[:, k] - ranked[:, k + 1] > 1e-6  # ties may order either way
+        got = np.array(scored[f"emoji_{k + 1}"].to_pylist())
+        want = emoji[np.argsort(-probs, axis=1, kind="stable")[:, k]]
+        assert (got[clear] == want[clear]).all()
 
 
 def test_nanosecond_timestamps_are_refused_in_one_line(spark, tmp_path: Path, capsys) -> None:
