@@ -6,7 +6,7 @@ side) or ``char`` n-grams (every window of the text, across words).
 The vocabulary is fitted with them and stored one feature per line. Scoring needs the
 hundreds of character n-grams of every tweet, too many for sklearn's pure-Python
 analyzers and a dictionary lookup each, so the n-grams of a whole batch are found with
-NumPy instead: every character window (every window of word indices, each word looked up
+NumPy instead: every character window (every window of word hashes, each word hashed
 once) hashed to 64 bits and looked up in a :class:`HashIndex`. The tests check that this
 yields exactly sklearn's n-grams.
 """
@@ -46,7 +46,8 @@ def _vectorizer(
     kind: str, ngrams: Sequence[int], char_analyzer: str = "char_wb"
 ) -> "CountVectorizer":
     """The sklearn vectorizer whose analyzer defines the ``kind`` n-grams (imported
-    here: scoring does without sklearn's second of import, see :func:`word_ngrams`)."""
+    here: scoring does without sklearn's second of import; the encoder finds the same
+    n-grams in NumPy)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     analyzer = "word" if kind == WORD else char_analyzer
@@ -224,6 +225,15 @@ class NgramEncoder:
         encoder._setup(grams, n_words, word_ngrams, char_ngrams, char_analyzer)
         return encoder
 
+    def subset(self, ids: np.ndarray) -> "NgramEncoder":
+        """The encoder of the features ``ids`` (sorted; padding, 0, is skipped), numbered
+        1.. in that order: what pruning a model's weight table to those rows needs."""
+        kept = [self._grams[i - 1] for i in ids.tolist() if i]
+        n_words = int(np.count_nonzero((ids > 0) & (ids <= self.n_words)))
+        return NgramEncoder.from_grams(
+            kept, n_words, self.word_ngrams, self.char_ngrams, self.char_analyzer
+        )
+
     @property
     def features(self) -> list[tuple[str, str]]:
         return [(WORD if i < self.n_words else CHAR, g) for i, g in enumerate(self._grams)]
@@ -348,8 +358,8 @@ class NgramEncoder:
         return [p if len(p) else _NOTHING for p in parts]
 
     def _words(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Text index and id (0: unknown) of every word n-gram, as :func:`word_ngrams`
-        orders them: each text's n-grams, n from low to high, each in text order.
+        """Text index and id (0: unknown) of every word n-gram, in the order of sklearn's
+        word analyzer: each text's n-grams, n from low to high, each in text order.
 
         Every word of the batch is hashed at once; an n-gram is then a window of word
         hashes, hashed and looked up like the character n-grams."""

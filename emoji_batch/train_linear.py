@@ -188,13 +188,7 @@ def train_linear(config: TrainConfig) -> TrainResult:
     table = np.zeros((len(encoder), len(labels)), dtype=np.float32)
     table[:] = solver.coef_.T
     kept = _prune(table, int(params["max_features"]))
-    every = encoder.features
-    encoder = NgramEncoder(
-        [every[i - 1] for i in kept[1:]],
-        params["word_ngrams"],
-        params["char_ngrams"],
-        params["char_analyzer"],
-    )
+    encoder = encoder.subset(kept)
     table, idf = table[kept], idf[kept]
     bias = solver.intercept_.astype(np.float32)
     log.info("kept %d of %d n-grams", len(kept) - 1, len(solver.coef_[0]))

@@ -195,3 +195,15 @@ def test_hash_index_finds_every_key_misses_the_rest_and_refuses_repeats() -> Non
     assert index.lookup(np.zeros(0, dtype=np.uint64)).shape == (0,)
     with pytest.raises(ValueError, match="share a 64-bit hash"):
         HashIndex(np.array([5, 9, 5], dtype=np.uint64), np.arange(1, 4, dtype=np.int32))
+
+
+def test_subset_keeps_the_chosen_features_in_order() -> None:
+    encoder, _ = NgramEncoder.fit(TEXTS, (1, 3), (1, 4), min_df=1, char_analyzer="char")
+    ids = np.array([0, 1, 3, encoder.n_words, encoder.n_words + 2, len(encoder) - 1])
+    pruned = encoder.subset(ids)
+    assert pruned.features == [encoder.features[i - 1] for i in ids[1:]]
+    assert pruned.n_words == 3 and pruned.char_analyzer == "char"
+    for text, got in zip(TEXTS, pruned.encode(TEXTS, 10_000), strict=True):
+        whole = encoder.encode([text], 10_000)[0]
+        kept = [int(np.flatnonzero(ids == i)[0]) for i in whole if i in ids and i]
+        assert [i for i in got.tolist() if i] == kept, text

@@ -49,12 +49,9 @@ def main() -> None:
     print(f"fitted in {time.perf_counter() - started:.0f} s", flush=True)
     table = np.zeros((len(encoder), len(labels)), dtype=np.float32)
     table[:] = solver.coef_.T
-    every = encoder.features
     for keep in args.keep:
         kept = _prune(table, keep or len(table))
-        pruned = NgramEncoder(
-            [every[i - 1] for i in kept[1:]], words, chars, params["char_analyzer"]
-        )
+        pruned = encoder.subset(kept)
         margins = np.asarray(features(pruned, idf[kept], dev_clean, 2048) @ table[kept])
         margins += solver.intercept_
         temperature, power, f1 = fit_calibration(margins, y_dev, prior)

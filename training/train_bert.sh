@@ -22,6 +22,8 @@ resume=()
   --learning-rate 1e-4 --warmup 0.06 --decay --label-smoothing 0.1 \
   --monitor val_macro_f1 --weights-dtype float16 \
   --output "$out" --force "${resume[@]}" 2>&1 | tee -a "$log"
+# Dev.csv checks the int8 copy against fp32 here (agreement, fallback margin); nothing is
+# trained on it.
 .venv/bin/emoji-batch quantize "$out" --data "$extra/Dev.csv" --text-column TEXT \
   --label-column Label --precision int8 2>&1 | tee -a "$log"
 .venv/bin/emoji-batch evaluate --model "$out" --data "$tweets/Val.csv" --text-column TEXT \

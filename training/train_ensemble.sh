@@ -7,6 +7,8 @@
 # Run after the members are final (train_bert.sh, train_default.sh, each with its Val
 # recorded): the ensemble names them by content hash and refuses them once they change.
 # `--model ensemble_bert_ngram_cnn` (the former ensemble) now means this one.
+# `ensemble --data Dev.csv` fits only the mix (weights, power, biases), cross-fitted;
+# neither member was trained on Dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p training/logs
