@@ -28,6 +28,7 @@ from emoji_batch.bundle import (
     check_new_bundle_dir,
     load_bundle,
 )
+from emoji_batch.calibration import FOLDS, cross_fitted, fit_biases, with_biases
 from emoji_batch.cleaning import CLEANING_VERSIONS, clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
@@ -52,10 +53,7 @@ FORMAT_VERSION = 1
 Mixing = Literal["log_linear", "linear"]
 MIXINGS: tuple[Mixing, ...] = ("log_linear", "linear")
 # Member weights are searched on a grid of this step over the simplex.
-# Per-label log-offsets tried by fit_biases.
-BIAS_GRID = tuple(round(b, 2) for b in np.arange(-1.0, 1.01, 0.1))
 WEIGHT_STEP = 0.1
-FOLDS = 2
 
 
 def is_ensemble(directory: Path) -> bool:
@@ -88,30 +86,7 @@ class Mix:
         adjusted = adjust_to_prior(self.combine(probs), prior, self.prior_power)
         if self.biases is None:
             return adjusted
-        return _with_biases(adjusted, np.asarray(self.biases, dtype=np.float32))
-
-
-def _with_biases(probs: np.ndarray, biases: np.ndarray) -> np.ndarray:
-    shifted = probs * np.exp(biases)
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def fit_biases(probs: np.ndarray, y: np.ndarray, rounds: int = 2) -> tuple[float, ...]:
-    """Per-label log-offsets that raise macro-F1 on ``y``, by coordinate ascent over a
-    grid (each label in turn, ``rounds`` times): macro-F1 weighs every label alike,
-    which the mixed probabilities' argmax does not."""
-    biases = np.zeros(probs.shape[1], dtype=np.float32)
-    logs = np.log(np.maximum(probs, 1e-12))
-    best = macro_f1(y, logs)
-    for _ in range(rounds):
-        for label in range(len(biases)):
-            for value in BIAS_GRID:
-                trial = biases.copy()
-                trial[label] = value
-                f1 = macro_f1(y, logs + trial)
-                if f1 > best + 1e-9:
-                    best, biases = f1, trial
-    return tuple(round(float(b), 2) for b in biases)
+        return with_biases(adjusted, np.asarray(self.biases, dtype=np.float32))
 
 
 def _weight_grid(n: int) -> list[tuple[float, ...]]:
@@ -357,11 +332,18 @@ class EnsembleResult:
     member_reports: dict[str, float]
 
 
-def _folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
+def _cross_fit_mix(
+    probs: Sequence[np.ndarray], y: np.ndarray, prior: np.ndarray, biases: bool, seed: int
+) -> tuple[np.ndarray, list[Mix]]:
+    """Each row's probabilities from a mix fitted on the other fold, and the fold mixes."""
+    fold_mixes: list[Mix] = []
 
-    splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y))
+    def fit_apply(fit_rows: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+        mix, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], prior, biases)
+        fold_mixes.append(mix)
+        return mix.apply([p[held_out] for p in probs], prior)
+
+    return cross_fitted(y, seed, fit_apply), fold_mixes
 
 
 def _check_enough_rows(y: np.ndarray, data: Path) -> None:
@@ -432,13 +414,7 @@ def fit_ensemble(
     # the same rows they are measured on, they would always seem to help.
     crossed: dict[bool, tuple[np.ndarray, list[Mix]]] = {}
     for biases in (False, True):
-        cross = np.zeros_like(probs[0])
-        fold_mixes = []
-        for fit_rows, held_out in _folds(y, seed):
-            mix, _ = fit_mix([p[fit_rows] for p in probs], y[fit_rows], prior, biases)
-            cross[held_out] = mix.apply([p[held_out] for p in probs], prior)
-            fold_mixes.append(mix)
-        crossed[biases] = cross, fold_mixes
+        crossed[biases] = _cross_fit_mix(probs, y, prior, biases, seed)
     cross_f1 = {biases: macro_f1(y, cross) for biases, (cross, _) in crossed.items()}
     use_biases = cross_f1[True] > cross_f1[False]
     cross, fold_mixes = crossed[use_biases]

@@ -199,7 +199,7 @@ def test_ensemble_refusals(
 def test_biases_raise_macro_f1_where_the_argmax_neglects_a_label() -> None:
     """A label the probabilities always rank second is never predicted; an offset for
     it recovers it."""
-    from emoji_batch.ensemble import fit_biases
+    from emoji_batch.calibration import fit_biases
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=600)

@@ -12,7 +12,7 @@ from emoji_batch.evaluation import expected_calibration_error
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import Predictor
 from emoji_batch.scoring import evaluate_file
-from emoji_batch.train_linear import features, fit_calibration, softmax
+from emoji_batch.train_linear import features, fit_calibration, fit_label_biases, softmax
 from tests.conftest import make_rows, modules_loaded_by, run_cli, train_args
 
 TEXTS = ["i love you mom", "lol so funny", "merry christmas tree", "a b", ""]
@@ -120,3 +120,20 @@ def test_evaluate_record_adds_the_summary_to_the_manifest(
     after = json.loads((copy / "manifest.json").read_text())
     recorded = after["metrics"].pop("evaluated")["Train.csv"]
     assert after == before and recorded["rows"] == 240 and recorded["precision"] == "fp32"
+
+
+def test_label_biases_are_kept_only_when_cross_fitting_says_so() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 600)
+    logits = rng.normal(size=(600, 3))
+    logits[np.arange(600), y] += 1.5
+    logits[:, 2] -= 2.0  # label 2 is rarely predicted, which costs macro-F1
+    offsets, scores = fit_label_biases(softmax(logits), y, seed=0)
+    assert offsets is not None and offsets[2] > 0.5
+    assert scores["with"] > scores["without"] + 5
+    right = np.full((600, 3), 0.1)
+    right[np.arange(600), y] = 0.8  # already perfect: nothing to gain
+    offsets, scores = fit_label_biases(right, y, seed=0)
+    assert offsets is None and scores == {"without": 100.0, "with": 100.0}
+    offsets, scores = fit_label_biases(right[:2], y[:2], seed=0)
+    assert offsets is None and set(scores) == {"without"}  # too few rows to cross-fit
