@@ -255,7 +255,7 @@ def train_linear(config: TrainConfig) -> TrainResult:
         calibration={
             "label_prior": [round(float(p), 6) for p in prior],
             "prior_power": power,
-            "label_biases": None if offsets is None else [float(b) for b in offsets],
+            "label_biases": None if offsets is None else [round(float(b), 2) for b in offsets],
             "cross_fitted_macro_f1": crossed,
             "chosen_on": (
                 "validation macro-F1 (power; label biases, kept if they raise the 2-fold "
