@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emoji_batch.errors import InputError
+from emoji_batch.extras import KERAS, require
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Architecture:
         """The Keras model for ``config``, untrained (imports TensorFlow), under a Keras
         dtype policy if given (``mixed_bfloat16``: bfloat16 arithmetic, float32 weights
         and output)."""
+        require(
+            f"{self.name} as a Keras model (fp32 or bf16)",
+            *KERAS,
+            *(("transformers",) if self.family == "bert" else ()),
+        )
         from emoji_batch import networks
 
         with networks.dtype_policy(dtype_policy):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from emoji_batch.evaluation import macro_f1
+from emoji_batch.extras import require
 
 # Per-label log-offsets tried by fit_biases.
 BIAS_GRID = tuple(round(b, 2) for b in np.arange(-1.0, 1.01, 0.1))
@@ -20,6 +21,7 @@ FOLDS = 2
 
 def folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``FOLDS`` stratified (fit rows, held-out rows) pairs of ``y``."""
+    require("cross-fitting an ensemble's mix", "sklearn")
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)

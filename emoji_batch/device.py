@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Literal
 
 from emoji_batch.errors import InputError
+from emoji_batch.extras import installed, require
 
 DeviceChoice = Literal["auto", "cpu", "gpu"]
 
@@ -32,6 +33,7 @@ def stderr_silenced() -> Iterator[None]:
 @functools.cache
 def tensorflow() -> ModuleType:
     """Import TensorFlow and probe its devices once, without flooding a pipeline's log."""
+    require("TensorFlow (training, quantizing, fp32/bf16 Keras models)", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with stderr_silenced():
         import tensorflow as tf
@@ -77,8 +79,11 @@ def _no_gpu_possible() -> bool:
 
 def resolve_device(choice: DeviceChoice = "auto") -> str:
     """Return a TensorFlow device string for ``choice``; asking for a missing GPU is an error."""
-    if choice == "cpu" or (choice == "auto" and _no_gpu_possible()):
+    if choice == "cpu" or (
+        choice == "auto" and (_no_gpu_possible() or not installed("tensorflow"))
+    ):
         return "/CPU:0"
+    require("--device gpu (GPUs run the Keras models, in TensorFlow)", "tensorflow")
     gpus = tensorflow().config.list_physical_devices("GPU")
     if choice == "gpu" and not gpus:
         raise InputError("--device gpu was asked for, but TensorFlow sees no GPU")

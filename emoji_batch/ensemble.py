@@ -34,6 +34,7 @@ from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
+from emoji_batch.extras import require
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
 from emoji_batch.manifests import ENSEMBLE, MANIFEST, manifest_kind, read_manifest_json
@@ -378,6 +379,7 @@ def fit_ensemble(
     precision ``precision`` resolves to on this CPU (``auto``: what ``score`` runs it
     at), so the mix is fitted to, and the metrics are those of, what users run.
     """
+    require("fitting an ensemble", "sklearn", "matplotlib")
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members")
     for member in members:

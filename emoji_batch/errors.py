@@ -35,6 +35,13 @@ class ModelError(EmojiBatchError):
     exit_code = EXIT_BAD_INPUT
 
 
+class MissingExtra(EmojiBatchError):
+    """A feature needs a package of the training install (``emoji-batch[train]``) that
+    this scoring install lacks: a usage error, not a failure of the run."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class LockedError(EmojiBatchError):
     """Another run holds the lock on the same output."""
 

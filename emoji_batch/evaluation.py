@@ -1,4 +1,6 @@
-"""Accuracy, macro-F1, per-class scores and a confusion matrix, with sklearn's metrics."""
+"""Accuracy, macro-F1, per-class scores and a confusion matrix, computed as scikit-learn's
+metrics do but in NumPy, so that ``evaluate`` works in the scoring install; only the
+confusion plot needs the training install (matplotlib)."""
 
 import json
 from dataclasses import asdict, dataclass
@@ -6,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoji_batch.extras import require
 from emoji_batch.labels import Label
 
 
@@ -96,35 +99,52 @@ def evaluate_probs(
     y_pred = np.asarray(ids)[probs.argmax(axis=1)]  # output position -> dataset label id
     position = {label_id: i for i, label_id in enumerate(ids)}
     top3 = np.asarray(ids)[np.argsort(-probs, axis=1)[:, :3]]
-    # Imported here: sklearn takes a second to import, which `score` and `predict` skip.
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-    )
-
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    true_pos, pred_pos = _positions(y_true, ids), _positions(y_pred, ids)
+    n = len(ids)
+    # As sklearn's precision_recall_fscore_support(labels=ids, zero_division=0): every
+    # row counts towards its true and predicted label's totals, hits where they agree.
+    hits = np.bincount(pred_pos[(pred_pos == true_pos) & (pred_pos >= 0)], minlength=n)
+    predicted = np.bincount(pred_pos[pred_pos >= 0], minlength=n)
+    support = np.bincount(true_pos[true_pos >= 0], minlength=n)
+    p, r = _ratio(hits, predicted), _ratio(hits, support)
+    f = _ratio(2 * hits, predicted + support)
     per_class = [
-        ClassScore(lab.id, lab.emoji, lab.name, float(p[i]), float(r[i]), float(f[i]), int(s[i]))
+        ClassScore(
+            lab.id, lab.emoji, lab.name, float(p[i]), float(r[i]), float(f[i]), int(support[i])
+        )
         for i, lab in enumerate(labels)
     ]
+    # sklearn's confusion_matrix(labels=ids) leaves out rows whose labels are not in ids.
+    both = (true_pos >= 0) & (pred_pos >= 0)
+    confusion = np.bincount(true_pos[both] * n + pred_pos[both], minlength=n * n)
     return EvalReport(
         dataset=dataset,
         rows=len(y_true),
-        accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        accuracy=float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+        macro_f1=float(np.mean(f)),
         top3_accuracy=float(np.mean([t in row for t, row in zip(y_true, top3, strict=True)])),
         ece=expected_calibration_error(
             np.array([position[t] for t in y_true.tolist()], dtype=np.int64), probs
         ),
         per_class=per_class,
-        confusion=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        confusion=confusion.reshape(n, n).tolist(),
     )
+
+
+def _positions(y: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Each label id's position in ``ids``, -1 for an id not among them."""
+    lookup = {label_id: i for i, label_id in enumerate(ids)}
+    return np.array([lookup.get(v, -1) for v in np.asarray(y).tolist()], dtype=np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, 0 where ``den`` is 0 (sklearn's ``zero_division=0``)."""
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
 
 
 def write_report(report: EvalReport, directory: Path) -> list[Path]:
     """Write ``metrics.json``, ``report.txt`` and ``confusion.png`` into ``directory``."""
+    require("writing confusion.png", "matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from emoji_batch.errors import InputError, ModelError
+from emoji_batch.extras import require
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import CountVectorizer
@@ -48,6 +49,7 @@ def _vectorizer(
     """The sklearn vectorizer whose analyzer defines the ``kind`` n-grams (imported
     here: scoring does without sklearn's second of import; the encoder finds the same
     n-grams in NumPy)."""
+    require("fitting an n-gram model", "sklearn", "scipy")
     from sklearn.feature_extraction.text import CountVectorizer
 
     analyzer = "word" if kind == WORD else char_analyzer

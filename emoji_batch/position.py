@@ -27,6 +27,7 @@ import numpy as np
 
 from emoji_batch import __version__
 from emoji_batch.errors import InputError, ModelError
+from emoji_batch.extras import require
 from emoji_batch.manifests import MANIFEST, POSITION, read_json_object, read_manifest_json
 
 KIND = POSITION
@@ -423,6 +424,7 @@ def fit_position_model(
     The returned model is the one trained without the held-out share, so its held-out
     accuracy is an honest estimate.
     """
+    require("train emoji_position", "sklearn", "scipy")
     if not 0 < holdout_fraction < 1:
         raise InputError(f"holdout fraction must lie in (0, 1), got {holdout_fraction}")
     if not train_paths:

@@ -20,6 +20,7 @@ from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import native_bf16
 from emoji_batch.errors import InputError, ModelError
+from emoji_batch.extras import KERAS, require
 from emoji_batch.fileio import file_digest
 from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtime
 
@@ -161,6 +162,21 @@ class Predictor:
         if self.precision != "fp32" and not self.fallback_margin and self.int8_model is None:
             check = (self.bundle.manifest.precisions or {}).get(self.precision, {})
             self.fallback_margin = float(check.get("fallback_margin", 0.0))
+        if (
+            self.precision == "int8"
+            and self.fallback_margin > 0
+            and not self._fallback_without_keras()
+        ):
+            # Said now, not at the first near-tie row in the middle of a run.
+            require(f"{self.bundle.name} in int8 (its near-tie rows rerun in Keras)", *KERAS)
+
+    def _fallback_without_keras(self) -> bool:
+        """Whether the near-tie rows of a reduced precision run without Keras (BERT in
+        ONNX Runtime, a linear n-gram model in NumPy)."""
+        on_cpu = "CPU" in self.device.upper()
+        return on_cpu and (
+            bert_onnx.supports(self.bundle.manifest.architecture) or numpy_fp32(self.bundle)
+        )
 
     def _fp32_runtime(self) -> Runtime:
         """The model in fp32, built on first use: in NumPy when it is a linear n-gram model
@@ -185,8 +201,9 @@ class Predictor:
         classifier runs in ONNX Runtime on the CPU, so int8 scoring never imports
         TensorFlow; other models use their fp32 runtime."""
         if self._fallback is None:
-            on_cpu = "CPU" in self.device.upper()
-            if on_cpu and bert_onnx.supports(self.bundle.manifest.architecture):
+            if "CPU" in self.device.upper() and bert_onnx.supports(
+                self.bundle.manifest.architecture
+            ):
                 table = self._weights(bert_onnx.WORD_TABLE)
                 self._fallback = self._checked(bert_onnx.fp32_runtime(self.bundle, table))
             else:

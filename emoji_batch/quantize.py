@@ -37,6 +37,7 @@ from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags, stderr_silenced, tensorflow
 from emoji_batch.errors import EmojiBatchError, ModelError
 from emoji_batch.evaluation import evaluate_probs
+from emoji_batch.extras import KERAS, require
 from emoji_batch.fileio import atomic_output
 from emoji_batch.predict import REDUCED, Precision, Predictor, top2_margin
 from emoji_batch.runtimes import IDS, TABLE_INPUT, WIDTH_SIGNATURE
@@ -415,6 +416,7 @@ def quantize_bundle(
     bfloat16 at load). ``score --precision auto`` takes the fastest recorded one on the
     CPU. A precision that fails its check writes nothing; if none passes, this raises.
     """
+    require("quantize", *KERAS)
     bundle = load_bundle(directory)
     manifest = bundle.manifest
     reference = fp32_reference(bundle, data, text_column, label_column, batch_size)
@@ -464,6 +466,7 @@ def recheck_precisions(
     so the decimals a bundle recorded on one CPU are not reproducible on another; the
     rule (agreement, macro-F1 change, fallback share) is, and that is what this checks.
     """
+    require("quantize --recheck", *KERAS)
     bundle = load_bundle(directory)
     reference = fp32_reference(bundle, data, text_column, label_column, batch_size)
     return [

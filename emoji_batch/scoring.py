@@ -27,6 +27,7 @@ from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import InputError, LockedError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
+from emoji_batch.extras import require
 from emoji_batch.fileio import (
     INVALID_UTF8,
     ChunkReader,
@@ -609,6 +610,8 @@ def evaluate_file(
     data = Path(data)
     models_dir = None if models_dir is None else Path(models_dir)
     report_dir = None if report_dir is None else Path(report_dir)
+    if report_dir is not None:  # before the scoring, not after it
+        require("evaluate --report-dir (its confusion.png)", "matplotlib")
     labelled = read_labelled(data, text_column, label_column)
     if not len(labelled):
         raise InputError(f"{data} has no labelled rows to evaluate on")

@@ -21,10 +21,9 @@ scikit-learn is imported here, at training time only; scoring never imports it.
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from emoji_batch.architectures import get_architecture
 from emoji_batch.bundle import (
@@ -46,9 +45,13 @@ from emoji_batch.dataset import (
 )
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
+from emoji_batch.extras import require
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +78,11 @@ LOSSES = ("squared_hinge", "hinge", "log_loss")
 
 def features(
     encoder: NgramEncoder, idf: np.ndarray, cleaned: list[str], max_length: int
-) -> csr_matrix:
+) -> "csr_matrix":
     """The tf-idf rows :class:`emoji_batch.runtimes.NgramRuntime` computes: each known
     n-gram once, weighted by its idf, word and character n-grams L2-normalised apart."""
+    from scipy.sparse import csr_matrix
+
     seqs = encoder.encode(cleaned, max_length)
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     ids = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int32)
@@ -184,6 +189,7 @@ def fit_label_biases(
 def train_linear(config: TrainConfig) -> TrainResult:
     """Fit ``config.architecture`` (a convex n-gram model) on ``config.data``, calibrate
     and measure it on ``config.val`` and write its bundle to ``config.output``."""
+    require(f"train {config.architecture}", "sklearn", "scipy", "matplotlib")
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
     if config.val is None:

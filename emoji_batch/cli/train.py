@@ -157,8 +157,10 @@ def train_cli(
         return
     from emoji_batch.architectures import get_architecture
     from emoji_batch.cli import invoked_command
+    from emoji_batch.extras import require
     from emoji_batch.train_config import TrainConfig
 
+    require(f"train {get_architecture(architecture).name}")
     if get_architecture(architecture).trainer == "convex":
         from emoji_batch.train_linear import OPTIONS, train_linear
 
