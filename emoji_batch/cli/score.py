@@ -1,6 +1,5 @@
 """``emoji-batch score``: append top-k emoji predictions to every row of a file."""
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -120,8 +119,8 @@ def score_cli(
         if spark_master is not None:
             raise InputError("--spark-master needs --engine spark")
         summary = score_file(
-            Path(input_path),
-            Path(output) if output is not None else None,
+            input_path,
+            output,
             options,
             force=force,
             resume=resume,
