@@ -586,6 +586,9 @@ def score_file(
                         _write_file(target, models.schema, run(reader), tally)
     finally:
         reader.close()
+        if target.remote is not None:  # its staging directory, unless a journal is kept
+            with contextlib.suppress(OSError):
+                target.path.parent.rmdir()
     return ScoreSummary(
         tally.rows,
         tally.errors,
