@@ -162,3 +162,22 @@ def test_s3_prefix_to_s3_prefix(bucket: Any, capsys: pytest.CaptureFixture[str])
     bucket.upload_file(str(SAMPLE / "tweets.csv"), "landing/c.csv")
     code, third = run(capsys, f"{base}/landing", "-o", f"{base}/scored")
     assert code == 0 and third["scored"] == ["c.csv"]
+
+
+def test_another_model_rescores_every_file(
+    landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model's fingerprint (its files' sha256) is in the state: a bundle changed in
+    place under the same name scores every file again."""
+    shipped = Path(__file__).parent.parent / "emoji_batch" / "models" / "ngram_svm"
+    bundle = tmp_path / "my_model"
+    shutil.copytree(shipped, bundle)
+    out = tmp_path / "scored"
+    code, first = run(capsys, landing, "-o", out, "--model", bundle)
+    assert code == 0 and len(first["scored"]) == 3
+    _, second = run(capsys, landing, "-o", out, "--model", bundle)
+    assert second["scored"] == []
+    with open(bundle / "manifest.json", "a") as fh:
+        fh.write("\n")
+    _, third = run(capsys, landing, "-o", out, "--model", bundle)
+    assert len(third["scored"]) == 3 and third["unchanged"] == []
