@@ -125,7 +125,10 @@ def score_cli(
             raise InputError("--spark-master needs --engine spark")
         if is_folder(input_path):
             if output is None:
-                raise InputError(f"{input_path} holds many files: name OUTDIR with -o")
+                raise InputError(
+                    f"input {input_path} is a directory, glob or URI prefix: to score every "
+                    "file in it, name OUTDIR with -o"
+                )
             folder = score_folder(
                 input_path,
                 output,
