@@ -27,6 +27,7 @@ _PUBLIC = {
     "load": "emoji_batch.api",
     "score_frame": "emoji_batch.api",
     "score_file": "emoji_batch.scoring",
+    "score_folder": "emoji_batch.folders",
     "evaluate_file": "emoji_batch.scoring",
     "insert_emoji": "emoji_batch.position",
     "TweetPrediction": "emoji_batch.tweet",

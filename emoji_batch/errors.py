@@ -5,13 +5,15 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 3
 EXIT_NOT_ALL_SCORED = 4  # predict: some texts could not be scored (each says why)
+EXIT_FILES_FAILED = 5  # score of a folder: some files failed (the summary names them)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``| head -1``)
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage, input or model, "
-    "3 output locked by another run, 4 (predict) some texts not scorable, 130 interrupted "
+    "3 output locked by another run, 4 (predict) some texts not scorable, 5 (score of a "
+    "folder) some files failed, the others written, 130 interrupted "
     "(Ctrl-C), 141 stdout closed by its reader (as by SIGPIPE, quietly), 143 terminated "
     "(SIGTERM)."
 )
@@ -66,3 +68,9 @@ class Stopped(BaseException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class FilesFailed(EmojiBatchError):
+    """A folder run scored some files but not all (the summary says which and why)."""
+
+    exit_code = EXIT_FILES_FAILED

@@ -40,6 +40,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from emoji_batch.errors import InputError
+from emoji_batch.remote import Location, RemoteFile
 
 FileFormat = Literal["csv", "parquet", "jsonl"]
 FORMATS: tuple[FileFormat, ...] = ("csv", "parquet", "jsonl")
@@ -139,11 +140,11 @@ def _lent_stream(stream: BinaryIO) -> pa.PythonFile:
     return pa.PythonFile(_lend(_ArrowSource(stream)), mode="r")
 
 
-def is_stdio(path: Path) -> bool:
+def is_stdio(path: Location) -> bool:
     return str(path) == STDIO
 
 
-def detect_format(path: Path, override: str | None = None) -> FileFormat:
+def detect_format(path: Location, override: str | None = None) -> FileFormat:
     """The format named by ``override``, else the one the file suffix says (stdio: CSV)."""
     if override is not None:
         if override not in FORMATS:
@@ -185,7 +186,10 @@ def is_json_type(t: pa.DataType) -> bool:
     return isinstance(t, pa.JsonType)
 
 
-def _check_input(path: Path) -> None:
+def _check_input(path: Location) -> None:
+    if isinstance(path, RemoteFile):
+        path.check_input()
+        return
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
     if path.is_dir():
@@ -216,9 +220,14 @@ def _read_csv_header(stream: BinaryIO, where: str) -> list[str]:
     return names
 
 
-def _locate_ragged(path: Path, fields: int) -> int | None:
+def open_binary(path: Location) -> BinaryIO:
+    """A local file or a remote object, opened for buffered binary reads."""
+    return path.open() if isinstance(path, RemoteFile) else open(path, "rb")
+
+
+def _locate_ragged(path: Location, fields: int) -> int | None:
     """Line number of the first CSV record without ``fields`` fields (error path only)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+    with io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
         for record in reader:
             if len(record) != fields:
@@ -341,10 +350,11 @@ class ChunkReader:
 
     Chunks hold ``chunk_rows`` rows in file order. CSV and JSON-lines chunks carry an
     extra boolean column ``INVALID_UTF8``; ``schema`` is the input's own schema, without
-    it. JSON lines from stdin are spooled to a temporary file, to be read twice.
+    it. JSON lines from stdin are spooled to a temporary file, to be read twice. A
+    :class:`~emoji_batch.remote.RemoteFile` is streamed from its store.
     """
 
-    def __init__(self, path: Path, fmt: FileFormat, chunk_rows: int) -> None:
+    def __init__(self, path: Location, fmt: FileFormat, chunk_rows: int) -> None:
         if chunk_rows < 1:
             raise InputError("--chunk-rows must be at least 1")
         self.path, self.fmt, self.chunk_rows = path, fmt, chunk_rows
@@ -356,15 +366,17 @@ class ChunkReader:
             raise InputError("stdin input must be csv or jsonl (--input-format)")
         if not stdin:
             _check_input(path)
+        # Arrow opens a Parquet file itself, natively: nothing there needs the GIL.
         self._stream: BinaryIO | None = (
-            os.fdopen(os.dup(0), "rb") if stdin else open(path, "rb")  # noqa: SIM115
+            os.fdopen(os.dup(0), "rb")
+            if stdin
+            else (None if fmt == "parquet" else open_binary(path))
         )
         where = self._where = "stdin" if stdin else str(path)
         try:
             if fmt == "parquet":
-                # Arrow reads it in its own threads, natively: nothing there needs the GIL.
-                self._stream.close()
-                self._parquet: pq.ParquetFile | None = pq.ParquetFile(pa.OSFile(str(path)))
+                source = path.open_arrow() if isinstance(path, RemoteFile) else pa.OSFile(str(path))
+                self._parquet: pq.ParquetFile | None = pq.ParquetFile(source)
                 self.schema: pa.Schema = self._parquet.schema_arrow
                 check_unique_names(self.schema.names, where)
                 self.total_rows = self._parquet.metadata.num_rows

@@ -18,11 +18,16 @@ import pyarrow as pa
 
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import file_digest
+from emoji_batch.remote import Location, RemoteFile
 
 JOURNAL = "journal.json"
 
 
-def input_fingerprint(path: Path) -> dict[str, Any]:
+def input_fingerprint(path: Location) -> dict[str, Any]:
+    """Size, modification time and sha256 of a local file or a remote object."""
+    if isinstance(path, RemoteFile):
+        info = path.info()
+        return {"size": info.size, "mtime_ns": info.mtime_ns, "sha256": path.digest()}
     stat = path.stat()
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_digest(path)}
 

@@ -47,6 +47,7 @@ from emoji_batch.manifests import record_evaluation
 from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, insert_emoji, load_position_model
 from emoji_batch.predict import PrecisionChoice, top_k
+from emoji_batch.remote import Location, RemoteFile, fetched, locate, staging_path
 from emoji_batch.resume import Journal, input_fingerprint
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,9 @@ class ScoreSummary:
         }
 
 
-def default_output(input_path: Path) -> Path:
-    """``tweets.csv`` -> ``tweets.scored.csv`` beside the input; stdin -> stdout."""
+def default_output(input_path: Location) -> Location:
+    """``tweets.csv`` -> ``tweets.scored.csv`` beside the input (a URI beside its
+    object); stdin -> stdout."""
     if is_stdio(input_path):
         return input_path
     return input_path.with_name(f"{input_path.stem}.scored{input_path.suffix}")
@@ -379,15 +381,20 @@ def _write_all(
 class _Target:
     """Where and how a run writes: checked before anything is read or loaded."""
 
-    path: Path
+    path: Path  # the local file written: for a remote OUTPUT, its staging copy
     format: FileFormat
     to_stdout: bool
     force: bool
+    remote: RemoteFile | None = None  # uploaded from ``path`` once it is whole
+
+    @property
+    def name(self) -> str:
+        return str(self.remote or self.path)
 
 
 def _check_target(
-    input_path: Path,
-    output_path: Path | None,
+    input_path: Location,
+    output_path: Location | None,
     in_fmt: FileFormat,
     options: ScoreOptions,
     force: bool,
@@ -404,6 +411,10 @@ def _check_target(
         raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
     if to_stdout and fmt == "parquet":
         raise InputError("stdout output must be csv or jsonl (--output-format)")
+    if isinstance(path, RemoteFile):
+        path.check_output(force)
+        # Written locally first (a staging copy left by a killed run is overwritten).
+        return _Target(staging_path(path), fmt, False, True, path)
     if not to_stdout:
         check_output(path, force)
     return _Target(path, fmt, to_stdout, force)
@@ -421,11 +432,17 @@ class _Models:
     schema: pa.Schema
 
 
-def _load_models(reader: ChunkReader, target: _Target, options: ScoreOptions) -> _Models:
+def _load_models(
+    reader: ChunkReader,
+    target: _Target,
+    options: ScoreOptions,
+    predictor: AnyPredictor | None = None,
+) -> _Models:
     text_col = find_column(reader.schema.names, options.text_column, "text")
-    predictor = load_predictor(
-        options.model, options.models_dir, options.device, options.batch_size, options.precision
-    )
+    if predictor is None:
+        predictor = load_predictor(
+            options.model, options.models_dir, options.device, options.batch_size, options.precision
+        )
     k = min(options.top_k, predictor.n_labels)
     schema = output_schema(reader.schema, k, options.insert)
     check_writable(schema, target.format)
@@ -448,7 +465,7 @@ def _scored_chunks(chunks: Iterable[pa.Table], models: _Models, bar: tqdm) -> It
 
 
 def _write_through_journal(
-    input_path: Path,
+    input_path: Location,
     target: _Target,
     reader: ChunkReader,
     models: _Models,
@@ -487,9 +504,15 @@ def _write_through_journal(
 def _write_file(
     target: _Target, schema: pa.Schema, tables: Iterable[pa.Table], tally: _Tally
 ) -> None:
-    """OUTPUT written whole or not at all (a temporary file renamed at the end)."""
+    """OUTPUT written whole or not at all (a temporary file renamed at the end; a
+    remote OUTPUT is then uploaded, see :meth:`RemoteFile.upload`)."""
     with atomic_output(target.path, target.force) as tmp:
         _write_all(tmp, target.format, schema, tables, tally)
+    if target.remote is not None:
+        try:
+            target.remote.upload(target.path)
+        finally:
+            target.path.unlink(missing_ok=True)
 
 
 def score_file(
@@ -500,28 +523,32 @@ def score_file(
     force: bool = False,
     resume: bool = False,
     progress: bool | None = None,
+    predictor: AnyPredictor | None = None,
     **settings: Any,
 ) -> ScoreSummary:
     """Score ``input_path`` chunk by chunk into ``output_path``.
 
     ``options`` (or keyword ``settings``: any :class:`ScoreOptions` field, e.g.
     ``model=``, ``top_k=``, ``insert=``) say what to score with. A file OUTPUT is written
-    atomically under a lock; ``-`` means stdin/stdout. ``resume`` keeps finished chunks
-    beside OUTPUT so a killed run can continue. ``progress=None`` shows a bar only on a
-    terminal; False never shows one.
+    atomically under a lock; ``-`` means stdin/stdout; either may be a URI (``s3://``,
+    ``gs://``, ``file://``: see :mod:`emoji_batch.remote`), given as a string.
+    ``resume`` keeps finished chunks beside OUTPUT (for a remote OUTPUT, beside its
+    local staging copy) so a killed run can continue. ``progress=None`` shows a bar only
+    on a terminal; False never shows one. ``predictor`` is an already loaded model to
+    use instead of loading ``options.model`` (a folder run loads it once for all files).
 
     The steps: check the options and OUTPUT, open INPUT, load the models, then score the
     chunks into OUTPUT directly or through the resume journal.
     """
     started = time.perf_counter()
     options = ScoreOptions.of(options, settings)
-    input_path = Path(input_path)
-    output_path = None if output_path is None else Path(output_path)
+    input_path = locate(input_path)
+    output_path = None if output_path is None else locate(output_path)
     in_fmt = detect_format(input_path, options.input_format)
     target = _check_target(input_path, output_path, in_fmt, options, force, resume)
     reader = ChunkReader(input_path, in_fmt, options.chunk_rows)
     try:
-        models = _load_models(reader, target, options)
+        models = _load_models(reader, target, options, predictor)
         predictor = models.predictor
         logs.emit(
             "start",
@@ -530,7 +557,7 @@ def score_file(
             device=predictor.device,
             precision=predictor.precision,
             input=str(input_path),
-            output=str(target.path),
+            output=target.name,
         )
         tally, resumed = _Tally(), 0
         # Every generator is closed on the way out, whatever the error, so the prefetch
@@ -560,11 +587,14 @@ def score_file(
                         _write_file(target, models.schema, run(reader), tally)
     finally:
         reader.close()
+        if target.remote is not None:  # its staging directory, unless a journal is kept
+            with contextlib.suppress(OSError):
+                target.path.parent.rmdir()
     return ScoreSummary(
         tally.rows,
         tally.errors,
         time.perf_counter() - started,
-        str(target.path),
+        target.name,
         predictor.bundle.name,
         predictor.device,
         predictor.precision,
@@ -574,7 +604,7 @@ def score_file(
 
 
 def _run_fingerprint(
-    input_path: Path,
+    input_path: Location,
     predictor: AnyPredictor,
     placer: PositionModel | None,
     options: dict[str, object],
@@ -582,7 +612,10 @@ def _run_fingerprint(
     """What a resumed run must share with the run it continues: input, options and every
     bundle the output depends on (the model; with --insert, the position model too)."""
     fingerprint: dict[str, object] = {
-        "input": {"path": str(input_path.resolve()), **input_fingerprint(input_path)},
+        "input": {
+            "path": str(input_path if isinstance(input_path, RemoteFile) else input_path.resolve()),
+            **input_fingerprint(input_path),
+        },
         "model": predictor.fingerprint(),
         "options": options,
     }
@@ -606,17 +639,24 @@ def evaluate_file(
 ) -> EvalReport:
     """Accuracy, macro-F1 and per-class scores of a model on a labelled file, with the
     precision ``score`` would use (``auto``) unless told otherwise; ``record`` also
-    stores the summary (and the precision) in the model's manifest."""
-    data = Path(data)
+    stores the summary (and the precision) in the model's manifest. ``data`` may be a
+    URI (given as a string): it is downloaded to a temporary file, since evaluation
+    holds the whole file anyway."""
+    source = locate(data)
     models_dir = None if models_dir is None else Path(models_dir)
     report_dir = None if report_dir is None else Path(report_dir)
     if report_dir is not None:  # before the scoring, not after it
         require("evaluate --report-dir (its confusion.png)", "matplotlib")
-    labelled = read_labelled(data, text_column, label_column)
+    if isinstance(source, RemoteFile):
+        with fetched(source) as local:
+            labelled = read_labelled(local, text_column, label_column)
+        labelled.source = source.uri
+    else:
+        labelled = read_labelled(source, text_column, label_column)
     if not len(labelled):
-        raise InputError(f"{data} has no labelled rows to evaluate on")
+        raise InputError(f"{source} has no labelled rows to evaluate on")
     predictor = load_predictor(model, models_dir, device, batch_size, precision)
-    log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, data)
+    log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, source)
     ids = [label.id for label in predictor.bundle.labels]
     inside = keep_labels(labelled, ids)
     if len(inside) < len(labelled):
@@ -630,10 +670,10 @@ def evaluate_file(
         )
         labelled = inside
     probs = predictor.predict_proba(labelled.texts)
-    report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, data.name)
+    report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, source.name)
     if report_dir is not None:
         write_report(report, report_dir)
     if record:
         summary = {**report.summary(), "precision": predictor.precision}
-        record_evaluation(predictor.bundle.directory, data.name, summary)
+        record_evaluation(predictor.bundle.directory, source.name, summary)
     return report

@@ -7,9 +7,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import ast
 import contextlib
 import csv
+import logging
 import random
 import subprocess
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +237,46 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         state[name.removeprefix("bert.")] = np.ascontiguousarray(value.T if transpose else value)
     save_file(state, str(d / "model.safetensors"))
     return d
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on a free port, with the
+    environment pyarrow and boto3 read pointed at it; yields its endpoint URL."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            patch.setenv(name, value)
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh, empty bucket on the test S3 server (a boto3 Bucket), with emoji-batch's
+    local cache (staging copies of remote outputs) in this test's tmp_path."""
+    import boto3
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    name = f"b-{uuid.uuid4().hex}"
+    resource = boto3.resource("s3", endpoint_url=s3_server)
+    resource.create_bucket(Bucket=name)
+    return resource.Bucket(name)

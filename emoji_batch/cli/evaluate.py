@@ -18,7 +18,10 @@ from emoji_batch.scoring import evaluate_file
 
 
 def evaluate_cli(
-    data: Annotated[Path, typer.Option(help="Labelled CSV/Parquet (text + label id).")],
+    # Text, not Path: it may be a URI, which Path would mangle.
+    data: Annotated[
+        str, typer.Option(help="Labelled CSV/Parquet (text + label id): a path or a URI.")
+    ],
     model: ModelOption = None,
     models_dir: ModelsDirOption = None,
     report_dir: Annotated[

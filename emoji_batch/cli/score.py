@@ -1,6 +1,5 @@
 """``emoji-batch score``: append top-k emoji predictions to every row of a file."""
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -13,8 +12,9 @@ from emoji_batch.cli._options import (
     ModelsDirOption,
     TextColumnOption,
 )
-from emoji_batch.errors import InputError
+from emoji_batch.errors import FilesFailed, InputError
 from emoji_batch.fileio import FileFormat
+from emoji_batch.folders import is_folder, score_folder
 from emoji_batch.options import DEFAULT_CHUNK_ROWS, ScoreOptions
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import score_file
@@ -30,8 +30,9 @@ def score_cli(
         str,
         typer.Argument(
             metavar="INPUT",
-            help="Input .csv/.parquet/.jsonl, or - for stdin; with --engine spark any path "
-            "or URI Spark reads (a file or a directory of them).",
+            help="Input .csv/.parquet/.jsonl (a path or an s3://, gs://, file:// URI), - for "
+            "stdin, or a directory, glob or URI prefix of them (scored into -o OUTDIR, only "
+            "what is new or changed); with --engine spark any path or URI Spark reads.",
         ),
     ],
     output: Annotated[
@@ -39,8 +40,8 @@ def score_cli(
         typer.Option(
             "--output",
             "-o",
-            help="Output file, or - for stdout; with --engine spark a directory of part files "
-            "[default: INPUT.scored.SUFFIX].",
+            help="Output file or URI, or - for stdout; for a folder INPUT (and with --engine "
+            "spark) a directory or URI prefix [default: INPUT.scored.SUFFIX].",
         ),
     ] = None,
     model: ModelOption = None,
@@ -71,7 +72,10 @@ def score_cli(
     batch_size: Annotated[int | None, typer.Option(min=1, help=BATCH_HELP)] = None,
     device: DeviceOption = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help=PRECISION_HELP)] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing OUTPUT; for a folder, rescore all."),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Keep finished chunks; a rerun continues a killed run."),
@@ -119,9 +123,29 @@ def score_cli(
     else:
         if spark_master is not None:
             raise InputError("--spark-master needs --engine spark")
+        if is_folder(input_path):
+            if output is None:
+                raise InputError(
+                    f"input {input_path} is a directory, glob or URI prefix: to score every "
+                    "file in it, name OUTDIR with -o"
+                )
+            folder = score_folder(
+                input_path,
+                output,
+                options,
+                force=force,
+                resume=resume,
+                progress=False if quiet else None,
+            )
+            logs.emit("summary", folder.line(), **folder.fields())
+            if folder.failed:
+                total = len(folder.failed) + len(folder.scored) + len(folder.unchanged)
+                names = ", ".join(folder.failed)
+                raise FilesFailed(f"{len(folder.failed)} of {total} files failed: {names}")
+            return
         summary = score_file(
-            Path(input_path),
-            Path(output) if output is not None else None,
+            input_path,
+            output,
             options,
             force=force,
             resume=resume,
