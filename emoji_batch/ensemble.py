@@ -36,7 +36,13 @@ from emoji_batch.errors import InputError, ModelError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
-from emoji_batch.manifests import ENSEMBLE, MANIFEST, manifest_kind, read_manifest_json
+from emoji_batch.manifests import (
+    ENSEMBLE,
+    MANIFEST,
+    check_manifest,
+    manifest_kind,
+    read_json_object,
+)
 from emoji_batch.predict import (
     PRIOR_POWERS,
     REDUCED,
@@ -181,10 +187,13 @@ def _label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
     return np.full(n, 1 / n, dtype=np.float32)
 
 
-def load_ensemble(directory: Path) -> Ensemble:
-    """Load the members named by the manifest, refusing any that moved or changed."""
+def load_ensemble(directory: Path, data: dict[str, Any] | None = None) -> Ensemble:
+    """Load the members named by the manifest (``data``: its JSON, read already),
+    refusing any that moved or changed."""
     path = directory / MANIFEST
-    data = read_manifest_json(directory, KIND, FORMAT_VERSION, CLEANING_VERSIONS)
+    if data is None:
+        data = read_json_object(path)
+    check_manifest(data, directory, KIND, FORMAT_VERSION, CLEANING_VERSIONS)
     try:
         specs = data["members"]
         biases = data.get("label_biases")
@@ -269,6 +278,8 @@ class EnsemblePredictor:
         precision: PrecisionChoice = "fp32",
     ) -> None:
         self.bundle = ensemble
+        self.name = ensemble.name
+        self.labels = ensemble.labels
         self.device = device
         _check_members_have(precision, ensemble)
         # A member the mix weighs 0 changes nothing: it is neither loaded nor run (the
@@ -289,18 +300,19 @@ class EnsemblePredictor:
 
     @property
     def n_labels(self) -> int:
-        return len(self.bundle.labels)
+        return len(self.labels)
 
     @property
     def fallback_rows(self) -> int:
         return sum(m.fallback_rows for m in self.members)
 
     def fingerprint(self) -> str:
+        """Hash of the ensemble's manifest and every member's files."""
         return file_digest(*self.bundle.files())
 
     @property
     def cleaning_version(self) -> str:
-        return self.bundle.members[0].manifest.cleaning_version
+        return self.members[0].cleaning_version
 
     def clean(self, texts: Sequence[str | None]) -> list[str]:
         """Cleaned once for every member: they share one cleaning version."""

@@ -199,7 +199,7 @@ def _predictor(job: _Job) -> AnyPredictor:
     if job.fingerprint is not None and fingerprint != job.fingerprint:
         where = _bundle_dir(job.location, job.models_dir)
         raise ModelError(
-            f"model {predictor.bundle.name} on this worker ({where}) is not the one "
+            f"model {predictor.name} on this worker ({where}) is not the one "
             "checked when the job started: its files differ, or changed"
         )
     return predictor
@@ -230,7 +230,7 @@ def _describe(job: _Job, _: object) -> _ModelInfo:
     if job.insert:
         _placer(job)
     return _ModelInfo(
-        predictor.bundle.name,
+        predictor.name,
         predictor.n_labels,
         predictor.device,
         predictor.precision,
