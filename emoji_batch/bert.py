@@ -11,7 +11,7 @@ fine-tuned weights, so scoring never needs the source encoder.
 import importlib.util
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,6 @@ import numpy as np
 from emoji_batch.errors import InputError, ModelError
 
 if TYPE_CHECKING:
-    from emoji_batch.families import InitWeights
     from emoji_batch.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -147,7 +146,7 @@ def load_pretrained(encoder_layer: Any, directory: Path) -> None:
 
 def prepare_training(
     config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
-) -> tuple[WordPieceEncoder, "InitWeights"]:
+) -> tuple[WordPieceEncoder, Callable[[Any], None]]:
     """The encoder's tokenizer and config, and its pretrained weights to start from."""
     directory = resolve_encoder(config.encoder)
     log.info("encoder %s", directory)

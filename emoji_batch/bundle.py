@@ -20,7 +20,7 @@ import numpy as np
 from emoji_batch import __version__
 from emoji_batch.cleaning import CLEANING_VERSION, CLEANING_VERSIONS
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.fileio import atomic_output, file_digest
+from emoji_batch.fileio import atomic_output
 from emoji_batch.labels import Label
 from emoji_batch.manifests import CLASSIFIER, MANIFEST, check_manifest, read_json_object
 
@@ -194,11 +194,6 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable weights ({exc})") from exc
-
-
-def file_fingerprint(path: Path, rows: int) -> dict[str, Any]:
-    """Identify training data by row count and content hash."""
-    return {"path": path.name, "rows": rows, "sha256": file_digest(path)}
 
 
 # --- finding bundles ---------------------------------------------------------------

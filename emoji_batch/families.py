@@ -22,7 +22,6 @@ from emoji_batch.errors import ModelError
 if TYPE_CHECKING:
     import numpy as np
 
-    from emoji_batch.bundle import Bundle
     from emoji_batch.runtimes import Runtime
     from emoji_batch.train_config import TrainConfig
 
@@ -44,6 +43,8 @@ class Encoder(Protocol):
         ...
 
 
+# Builds a runtime from a bundle's weights (by name) and its manifest config.
+NumpyRuntime = Callable[[Callable[[str], "np.ndarray"], dict[str, Any]], "Runtime"]
 # Called with the built, untrained Keras model: starts it from pretrained weights.
 InitWeights = Callable[[Any], None]
 # Fits the encoder on cleaned training text, fills the settings the architecture is built
@@ -76,7 +77,10 @@ class Family:
     # Whether the fp32 model of this ``config`` runs in NumPy on the CPU (no TensorFlow),
     # and the runtime that does it.
     numpy_fp32: Callable[[dict[str, Any]], bool] = _keras_only
-    numpy_runtime: Callable[["Bundle"], "Runtime"] | None = None
+    # (called with the bundle's weight-by-name and its manifest config)
+    numpy_runtime: Callable[[Callable[[str], "np.ndarray"], dict[str, Any]], "Runtime"] | None = (
+        None
+    )
     # Architectures whose fp32 fallback for reduced-precision near-ties runs in ONNX
     # Runtime on the CPU (see :mod:`emoji_batch.bert_onnx`); others use their fp32 runtime.
     onnx_fallback: tuple[str, ...] = ()
@@ -133,10 +137,10 @@ def _ngram_linear(config: dict[str, Any]) -> bool:
     return not config.get("hidden")
 
 
-def _ngram_runtime(bundle: "Bundle") -> "Runtime":
+def _ngram_runtime(weight: Callable[[str], "np.ndarray"], config: dict[str, Any]) -> "Runtime":
     from emoji_batch.ngram import numpy_runtime
 
-    return numpy_runtime(bundle)
+    return numpy_runtime(weight, config)
 
 
 def _wordpiece() -> type[Encoder]:

@@ -13,7 +13,7 @@ yields exactly sklearn's n-grams.
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +25,6 @@ from emoji_batch.errors import InputError, ModelError
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from emoji_batch.bundle import Bundle
-    from emoji_batch.families import InitWeights
     from emoji_batch.runtimes import NgramRuntime
     from emoji_batch.train_config import TrainConfig
 
@@ -470,7 +468,7 @@ class NgramEncoder:
 
 def prepare_training(
     config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
-) -> tuple[NgramEncoder, "InitWeights"]:
+) -> tuple[NgramEncoder, Callable[[Any], None]]:
     """The n-gram vocabulary of the training text, and its idf for the model's weights."""
     if config.embeddings is not None or config.encoder is not None:
         raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
@@ -488,13 +486,8 @@ def prepare_training(
     return encoder, lambda model: model.get_layer("ngrams").idf.assign(idf)
 
 
-def numpy_runtime(bundle: "Bundle") -> "NgramRuntime":
-    """A linear n-gram bundle's fp32 model in NumPy (the Keras layer's weights)."""
+def numpy_runtime(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> "NgramRuntime":
+    """A linear n-gram model's fp32 in NumPy, from the Keras layer's weights by name."""
     from emoji_batch.runtimes import NgramRuntime
 
-    return NgramRuntime(
-        bundle.weight(TABLE),
-        bundle.weight(IDF),
-        bundle.weight(BIAS),
-        int(bundle.manifest.config["n_word_features"]),
-    )
+    return NgramRuntime(weight(TABLE), weight(IDF), weight(BIAS), int(config["n_word_features"]))

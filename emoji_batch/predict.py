@@ -153,7 +153,9 @@ class Predictor:
         if self._fp32 is None:
             family = self.bundle.family
             if family.numpy_runtime and numpy_fp32(self.bundle) and "CPU" in self.device.upper():
-                self._fp32 = self._checked(family.numpy_runtime(self.bundle))
+                self._fp32 = self._checked(
+                    family.numpy_runtime(self.bundle.weight, self.bundle.manifest.config)
+                )
             else:
                 self._fp32 = self._keras_runtime(self.bundle.model)
         return self._fp32

@@ -7,7 +7,7 @@ Token ids: 0 is padding, 1 is the unknown word, then words without a GloVe vecto
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,6 @@ import numpy as np
 from emoji_batch.errors import InputError
 
 if TYPE_CHECKING:
-    from emoji_batch.families import InitWeights
     from emoji_batch.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ def embedding_matrix(vocab: WordVocab, glove: dict[str, np.ndarray], seed: int) 
 
 def prepare_training(
     config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
-) -> tuple[WordVocab, "InitWeights"]:
+) -> tuple[WordVocab, Callable[[Any], None]]:
     """Vocabulary from the training text, and the GloVe rows to start the embedding from."""
     if config.embeddings is None:
         raise InputError(f"{config.architecture} needs --embeddings PATH (a GloVe text file)")

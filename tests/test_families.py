@@ -1,7 +1,7 @@
 """The model-family registry: a family registered from outside the package is saved,
 loaded and scored through the same calls as the shipped ones, without TensorFlow."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emoji_batch.architectures import ARCHITECTURES, Architecture
-from emoji_batch.bundle import Bundle, Manifest, save_weights, write_manifest
+from emoji_batch.bundle import Manifest, save_weights, write_manifest
 from emoji_batch.errors import ModelError
 from emoji_batch.families import FAMILIES, Family, get_family, register_family
 from emoji_batch.labels import Label
@@ -43,8 +43,8 @@ class CharCodes:
         return cls(path.read_text(encoding="utf-8"))
 
 
-def _runtime(bundle: Bundle) -> NgramRuntime:
-    return NgramRuntime(bundle.weight("table"), bundle.weight("idf"), bundle.weight("bias"), N_IDS)
+def _runtime(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> NgramRuntime:
+    return NgramRuntime(weight("table"), weight("idf"), weight("bias"), N_IDS)
 
 
 def _not_trained() -> Any:
