@@ -360,9 +360,10 @@ def run_onnxruntime(model: str, data: Path) -> dict[str, Any]:
     from tokenizers import Tokenizer
 
     from emoji_batch.bundle import bundle_file, read_manifest, resolve_model
-    from emoji_batch.predict import DEFAULT_BATCH_SIZE, pad_batch
+    from emoji_batch.families import get_family
+    from emoji_batch.predict import pad_batch
 
-    size = DEFAULT_BATCH_SIZE["bert"]
+    size = get_family("bert").batch_size
     bundle_dir = resolve_model(model, None)
     onnx_file = str(peer_onnx(model))
     manifest = read_manifest(bundle_dir)

@@ -1,5 +1,6 @@
 """Model-only speed of a BERT bundle's int8 runtime (LiteRT) and its fp32 fallback (ONNX
-Runtime) by batch size: how ``DEFAULT_BATCH_SIZE["bert"]`` was chosen. Usage::
+Runtime) by batch size: how the BERT family's ``batch_size`` (emoji_batch.families) was
+chosen. Usage::
 
     python benchmarks/bert_batches.py [--model PATH] [--rows 6000] [--sizes 16 32 64 128 256]
 

@@ -22,7 +22,8 @@ import polars as pl
 from emoji_batch.bundle import bundle_file, load_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
-from emoji_batch.predict import DEFAULT_BATCH_SIZE, pad_batch
+from emoji_batch.families import get_family
+from emoji_batch.predict import pad_batch
 from emoji_batch.runtimes import Int8Runtime, threads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def main() -> None:
     texts = pl.read_parquet(ROOT / "benchmarks/.cache/tweets_20000.parquet")["text"]
     seqs = bundle.encoder.encode(clean_texts(texts.head(args.rows).to_list()), 64)
     order = np.argsort([len(s) for s in seqs], kind="stable")
-    size = DEFAULT_BATCH_SIZE["bert"]
+    size = get_family("bert").batch_size
     batches = [
         pad_batch([seqs[i] for i in order[s : s + size]]) for s in range(0, len(order), size)
     ]

@@ -45,11 +45,11 @@ class Model:
 
     @property
     def name(self) -> str:
-        return self.predictor.bundle.name
+        return self.predictor.name
 
     @property
     def labels(self) -> list[Label]:
-        return list(self.predictor.bundle.labels)
+        return list(self.predictor.labels)
 
     @property
     def precision(self) -> str:

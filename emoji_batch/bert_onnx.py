@@ -21,8 +21,8 @@ import numpy as np
 from emoji_batch.bundle import Bundle
 from emoji_batch.runtimes import OnnxRuntime
 
-# Architectures this graph reproduces: the encoder, its pooler and one Dense softmax.
-ARCHITECTURES = ("fine_tuned_bert",)
+# The graph reproduces the encoder, its pooler and one Dense softmax: the architectures
+# the BERT family's entry in emoji_batch.families lists as its ``onnx_fallback``.
 WORD_TABLE = "encoder/0:weight"
 IDS, WORDS, PROBS = "ids", "word_embeddings", "probs"
 OPSET = 17  # LayerNormalization
@@ -31,10 +31,6 @@ OPSET = 17  # LayerNormalization
 # intermediate and output denses, the output LayerNorm.
 _PER_LAYER = 16
 _FIRST_LAYER = 5
-
-
-def supports(architecture: str) -> bool:
-    return architecture in ARCHITECTURES
 
 
 def bert_graph(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> Any:

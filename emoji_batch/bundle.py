@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emoji_batch import __version__
 from emoji_batch.cleaning import CLEANING_VERSION, CLEANING_VERSIONS
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.fileio import atomic_output, file_digest
+from emoji_batch.fileio import atomic_output
 from emoji_batch.labels import Label
-from emoji_batch.manifests import CLASSIFIER, MANIFEST, read_manifest_json
+from emoji_batch.manifests import CLASSIFIER, MANIFEST, check_manifest, read_json_object
+
+if TYPE_CHECKING:
+    from emoji_batch.families import Encoder, Family
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -155,8 +158,11 @@ def bundle_file(directory: Path, manifest: Manifest, key: str) -> Path:
     return path
 
 
-def read_manifest(directory: Path) -> Manifest:
-    data = read_manifest_json(directory, CLASSIFIER, FORMAT_VERSION, CLEANING_VERSIONS)
+def read_manifest(directory: Path, data: dict[str, Any] | None = None) -> Manifest:
+    """The classifier manifest in ``directory`` (``data``: its JSON, read already)."""
+    if data is None:
+        data = read_json_object(directory / MANIFEST)
+    check_manifest(data, directory, CLASSIFIER, FORMAT_VERSION, CLEANING_VERSIONS)
     return Manifest.from_json(data, directory)
 
 
@@ -188,11 +194,6 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable weights ({exc})") from exc
-
-
-def file_fingerprint(path: Path, rows: int) -> dict[str, Any]:
-    """Identify training data by row count and content hash."""
-    return {"path": path.name, "rows": rows, "sha256": file_digest(path)}
 
 
 # --- finding bundles ---------------------------------------------------------------
@@ -291,7 +292,7 @@ class Bundle:
     directory: Path
     manifest: Manifest
     weights: dict[str, np.ndarray]
-    encoder: Any
+    encoder: "Encoder"
     built: Any = field(default=None, repr=False)
 
     @property
@@ -301,6 +302,14 @@ class Bundle:
     @property
     def labels(self) -> list[Label]:
         return self.manifest.labels
+
+    @property
+    def family(self) -> "Family":
+        """The model family of the bundle's architecture."""
+        from emoji_batch.architectures import get_architecture
+        from emoji_batch.families import get_family
+
+        return get_family(get_architecture(self.manifest.architecture).family)
 
     @property
     def model(self) -> Any:
@@ -366,28 +375,23 @@ def bundle_files(bundle: Bundle) -> list[Path]:
 
 def load_bundle(directory: Path) -> Bundle:
     """Read the manifest, weights and text encoder; the model is built when first used."""
-    from emoji_batch.architectures import get_architecture
+    return open_bundle(directory, read_manifest(directory))
 
-    manifest = read_manifest(directory)
+
+def open_bundle(directory: Path, manifest: Manifest) -> Bundle:
+    """The bundle of an already read ``manifest``: its weights and its family's encoder."""
+    from emoji_batch.architectures import get_architecture
+    from emoji_batch.families import get_family
+
     try:
         arch = get_architecture(manifest.architecture)
     except InputError as exc:
         raise ModelError(f"{directory}: {exc}") from None
+    family = get_family(arch.family)
     weights = load_weights(bundle_file(directory, manifest, "weights"))
-    if arch.family == "bert":
-        from emoji_batch.bert import WordPieceEncoder
-
-        encoder: Any = WordPieceEncoder.load(bundle_file(directory, manifest, "tokenizer"))
-    elif arch.family == "ngram":
-        from emoji_batch.ngram import NgramEncoder
-
-        encoder = NgramEncoder.load(bundle_file(directory, manifest, "ngrams"), manifest.config)
-    else:
-        from emoji_batch.vocab import WordVocab
-
-        encoder = WordVocab.load(
-            bundle_file(directory, manifest, "vocab"), int(manifest.config["n_trainable"])
-        )
+    encoder = family.load_encoder(
+        bundle_file(directory, manifest, family.encoder_file), manifest.config
+    )
     return Bundle(directory, manifest, weights, encoder)
 
 
@@ -413,7 +417,7 @@ def rebuild_model(bundle: Bundle, dtype_policy: str) -> Any:
 
 
 def save_bundle(
-    directory: Path, manifest: Manifest, model: Any, encoder: Any, dtype: str = "float32"
+    directory: Path, manifest: Manifest, model: Any, encoder: "Encoder", dtype: str = "float32"
 ) -> None:
     """Write weights (float32 ones stored as ``dtype``), the text encoder's files and then
     the manifest (last, so a bundle is whole or absent)."""

@@ -75,9 +75,6 @@ class TrainingCheckpoints:
         )
         status.expect_partial()
 
-    def has(self, name: str) -> bool:
-        return (self.dir / name / "ckpt.index").is_file()
-
     def save(self, model: Any, optimizer: Any | None, improved: bool, best: bool = False) -> None:
         """Write the weights (and optimizer) of the epoch just finished, then the state.
 

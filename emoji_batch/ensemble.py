@@ -37,7 +37,13 @@ from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_r
 from emoji_batch.extras import require
 from emoji_batch.fileio import atomic_output, file_digest
 from emoji_batch.labels import Label
-from emoji_batch.manifests import ENSEMBLE, MANIFEST, manifest_kind, read_manifest_json
+from emoji_batch.manifests import (
+    ENSEMBLE,
+    MANIFEST,
+    check_manifest,
+    manifest_kind,
+    read_json_object,
+)
 from emoji_batch.predict import (
     PRIOR_POWERS,
     REDUCED,
@@ -182,10 +188,13 @@ def _label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
     return np.full(n, 1 / n, dtype=np.float32)
 
 
-def load_ensemble(directory: Path) -> Ensemble:
-    """Load the members named by the manifest, refusing any that moved or changed."""
+def load_ensemble(directory: Path, data: dict[str, Any] | None = None) -> Ensemble:
+    """Load the members named by the manifest (``data``: its JSON, read already),
+    refusing any that moved or changed."""
     path = directory / MANIFEST
-    data = read_manifest_json(directory, KIND, FORMAT_VERSION, CLEANING_VERSIONS)
+    if data is None:
+        data = read_json_object(path)
+    check_manifest(data, directory, KIND, FORMAT_VERSION, CLEANING_VERSIONS)
     try:
         specs = data["members"]
         biases = data.get("label_biases")
@@ -270,6 +279,8 @@ class EnsemblePredictor:
         precision: PrecisionChoice = "fp32",
     ) -> None:
         self.bundle = ensemble
+        self.name = ensemble.name
+        self.labels = ensemble.labels
         self.device = device
         _check_members_have(precision, ensemble)
         # A member the mix weighs 0 changes nothing: it is neither loaded nor run (the
@@ -290,18 +301,19 @@ class EnsemblePredictor:
 
     @property
     def n_labels(self) -> int:
-        return len(self.bundle.labels)
+        return len(self.labels)
 
     @property
     def fallback_rows(self) -> int:
         return sum(m.fallback_rows for m in self.members)
 
     def fingerprint(self) -> str:
+        """Hash of the ensemble's manifest and every member's files."""
         return file_digest(*self.bundle.files())
 
     @property
     def cleaning_version(self) -> str:
-        return self.bundle.members[0].manifest.cleaning_version
+        return self.members[0].cleaning_version
 
     def clean(self, texts: Sequence[str | None]) -> list[str]:
         """Cleaned once for every member: they share one cleaning version."""
@@ -357,6 +369,89 @@ def _check_enough_rows(y: np.ndarray, data: Path) -> None:
             f"on {FOLDS} stratified halves: it needs at least {FOLDS} rows of one label "
             "(and for a useful mix, hundreds of each)"
         )
+
+
+@dataclass(frozen=True)
+class _Fitting:
+    """What an ensemble was fitted on and with, as its manifest records it."""
+
+    data: Path
+    rows: int
+    seed: int
+    cleaning: str
+    labels: list[Label]
+    precisions: dict[str, str]
+    member_f1: dict[str, float]
+    prior: np.ndarray
+    command: str
+
+
+def _ensemble_manifest(
+    members: Sequence[Path],
+    bundles: Sequence[Bundle],
+    output: Path,
+    mix: Mix,
+    fold_mixes: list[Mix],
+    report: EvalReport,
+    cross_f1: dict[bool, float],
+    fitted_f1: float,
+    fitting: _Fitting,
+) -> dict[str, Any]:
+    """The ensemble's ``manifest.json``: its members by path and hash, the mix, and how
+    the mix was fitted and measured."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "cleaning_version": fitting.cleaning,
+        "labels": [label.to_dict() for label in fitting.labels],
+        "members": [
+            {
+                "name": bundle.name,
+                "path": os.path.relpath(Path(m).resolve(), output.resolve()),
+                "sha256": member_digest(bundle),
+                "architecture": bundle.manifest.architecture,
+                "weight": w,
+                "precision": fitting.precisions[bundle.name],
+                "val_macro_f1_alone": fitting.member_f1[bundle.name],
+            }
+            for m, bundle, w in zip(members, bundles, mix.weights, strict=True)
+        ],
+        "mixing": mix.mixing,
+        "prior_power": mix.prior_power,
+        "label_biases": list(mix.biases) if mix.biases is not None else None,
+        "label_prior": [round(float(p), 6) for p in fitting.prior],
+        "metrics": report.summary(),
+        "evaluation": {
+            "protocol": (
+                f"mix fitted on one of {FOLDS} stratified halves of {fitting.data.name}, "
+                f"measured on the other, both ways (seed {fitting.seed}); the stored mix is "
+                "fitted on all rows; each member scored in its listed precision on the "
+                "CPU (what `score --precision auto` runs), so the metrics are those of what "
+                "users run; reduced-precision decimals differ slightly between CPUs"
+            ),
+            "cpu_flags": sorted(cpu_flags() & REPORTED_CPU_FLAGS),
+            "data": {
+                "file": fitting.data.name,
+                "rows": fitting.rows,
+                "sha256": file_digest(fitting.data),
+            },
+            "fold_mixes": [
+                {
+                    "weights": list(m.weights),
+                    "mixing": m.mixing,
+                    "prior_power": m.prior_power,
+                    "label_biases": list(m.biases) if m.biases is not None else None,
+                }
+                for m in fold_mixes
+            ],
+            "cross_fitted_macro_f1_without_biases": round(100 * cross_f1[False], 2),
+            "cross_fitted_macro_f1_with_biases": round(100 * cross_f1[True], 2),
+            "in_sample_macro_f1": round(100 * fitted_f1, 2),
+        },
+        "command": fitting.command,
+        "package_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def fit_ensemble(
@@ -431,55 +526,17 @@ def fit_ensemble(
     )
 
     output.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": KIND,
-        "cleaning_version": cleaning,
-        "labels": [label.to_dict() for label in labels],
-        "members": [
-            {
-                "name": bundle.name,
-                "path": os.path.relpath(Path(m).resolve(), output.resolve()),
-                "sha256": member_digest(bundle),
-                "architecture": bundle.manifest.architecture,
-                "weight": w,
-                "precision": precisions[bundle.name],
-                "val_macro_f1_alone": member_f1[bundle.name],
-            }
-            for m, bundle, w in zip(members, bundles, mix.weights, strict=True)
-        ],
-        "mixing": mix.mixing,
-        "prior_power": mix.prior_power,
-        "label_biases": list(mix.biases) if mix.biases is not None else None,
-        "label_prior": [round(float(p), 6) for p in prior],
-        "metrics": report.summary(),
-        "evaluation": {
-            "protocol": (
-                f"mix fitted on one of {FOLDS} stratified halves of {data.name}, "
-                f"measured on the other, both ways (seed {seed}); the stored mix is "
-                "fitted on all rows; each member scored in its listed precision on the "
-                "CPU (what `score --precision auto` runs), so the metrics are those of what "
-                "users run; reduced-precision decimals differ slightly between CPUs"
-            ),
-            "cpu_flags": sorted(cpu_flags() & REPORTED_CPU_FLAGS),
-            "data": {"file": data.name, "rows": len(inside), "sha256": file_digest(data)},
-            "fold_mixes": [
-                {
-                    "weights": list(m.weights),
-                    "mixing": m.mixing,
-                    "prior_power": m.prior_power,
-                    "label_biases": list(m.biases) if m.biases is not None else None,
-                }
-                for m in fold_mixes
-            ],
-            "cross_fitted_macro_f1_without_biases": round(100 * cross_f1[False], 2),
-            "cross_fitted_macro_f1_with_biases": round(100 * cross_f1[True], 2),
-            "in_sample_macro_f1": round(100 * fitted_f1, 2),
-        },
-        "command": command,
-        "package_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    manifest = _ensemble_manifest(
+        members,
+        bundles,
+        output,
+        mix,
+        fold_mixes,
+        report,
+        cross_f1,
+        fitted_f1,
+        _Fitting(data, len(inside), seed, cleaning, labels, precisions, member_f1, prior, command),
+    )
     write_report(report, output / "evaluation")
     with atomic_output(output / MANIFEST, force=True) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -44,6 +44,14 @@ class MissingExtra(EmojiBatchError):
     exit_code = EXIT_BAD_INPUT
 
 
+class QuantizationRejected(EmojiBatchError):
+    """The int8 copy is not close enough to the fp32 model; nothing was written."""
+
+
+class SparkJobError(EmojiBatchError):
+    """A Spark failure that is not the input's or the model's: exit code 1, one line."""
+
+
 class LockedError(EmojiBatchError):
     """Another run holds the lock on the same output."""
 

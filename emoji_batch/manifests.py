@@ -83,10 +83,22 @@ def read_manifest_json(
     format_version: int,
     cleaning_versions: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of the ``kind`` bundle in ``directory``, checked: a JSON object of
-    that kind, in ``format_version``, and (when given) fitted with one of
-    ``cleaning_versions``."""
+    """The manifest of the ``kind`` bundle in ``directory``, checked (see
+    :func:`check_manifest`)."""
     data = read_json_object(directory / MANIFEST)
+    check_manifest(data, directory, kind, format_version, cleaning_versions)
+    return data
+
+
+def check_manifest(
+    data: dict[str, Any],
+    directory: Path,
+    kind: str,
+    format_version: int,
+    cleaning_versions: tuple[str, ...] | None = None,
+) -> None:
+    """Refuse a manifest that is not of ``kind``, not in ``format_version``, or (when
+    given) not fitted with one of ``cleaning_versions``."""
     found = data.get("kind", CLASSIFIER)
     if found != kind:
         what = _WHAT.get(found, f"a bundle of kind {found!r}")
@@ -103,4 +115,3 @@ def read_manifest_json(
             f"{directory}: {kind} was trained with cleaning version "
             f"{data.get('cleaning_version')!r}, this emoji-batch implements {known}"
         )
-    return data

@@ -11,8 +11,9 @@ once) hashed to 64 bits and looked up in a :class:`HashIndex`. The tests check t
 yields exactly sklearn's n-grams.
 """
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,13 @@ from emoji_batch.extras import require
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import CountVectorizer
+
+    from emoji_batch.runtimes import NgramRuntime
+    from emoji_batch.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+# The weight names of the family's Keras layer, which the NumPy runtime reads too.
+TABLE, BIAS, IDF = "ngrams/0:table", "ngrams/1:bias", "ngrams/2:idf"
 
 NGRAMS_FILE = "ngrams.txt"
 PAD = "<pad>"
@@ -458,3 +466,30 @@ class NgramEncoder:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: {exc!r}") from exc
         return encoder
+
+
+def prepare_training(
+    config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
+) -> tuple[NgramEncoder, Callable[[Any], None]]:
+    """The n-gram vocabulary of the training text, and its idf for the model's weights."""
+    if config.embeddings is not None or config.encoder is not None:
+        raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
+    encoder, idf = NgramEncoder.fit_settings(train_clean, params, config.architecture)
+    params |= {"n_features": len(encoder), "n_word_features": encoder.n_words}
+    lengths = np.array([len(s) for s in encoder.encode(train_clean, params["max_length"])])
+    log.info(
+        "%d n-grams in >= %d texts; distinct per tweet: median %d, 99th percentile %d, max %d",
+        len(encoder) - 1,
+        params["min_df"],
+        np.median(lengths),
+        np.percentile(lengths, 99),
+        lengths.max(),
+    )
+    return encoder, lambda model: model.get_layer("ngrams").idf.assign(idf)
+
+
+def numpy_runtime(weight: Callable[[str], np.ndarray], config: dict[str, Any]) -> "NgramRuntime":
+    """A linear n-gram model's fp32 in NumPy, from the Keras layer's weights by name."""
+    from emoji_batch.runtimes import NgramRuntime
+
+    return NgramRuntime(weight(TABLE), weight(IDF), weight(BIAS), int(config["n_word_features"]))

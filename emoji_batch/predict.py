@@ -1,11 +1,11 @@
 """Turn texts into label probabilities in length-sorted, dynamically padded batches.
 
 Texts are cleaned, encoded, sorted by length and cut into batches padded only to their
-longest member, so short tweets cost little (rounding widths up to a multiple of 8, for
-fewer distinct shapes, measured 10% slower for GloVe and 20% for int8 BERT). Each
-precision's model runs in a runtime of :mod:`emoji_batch.runtimes`; the int8 copy that
-:mod:`emoji_batch.quantize` builds runs in the LiteRT interpreter on the CPU, and a
-linear n-gram model in NumPy, so neither imports TensorFlow.
+longest member, so short tweets cost little (widths are not rounded up to fewer distinct
+shapes: that measured slower). Each precision's model runs in a runtime of
+:mod:`emoji_batch.runtimes`; the int8 copy that :mod:`emoji_batch.quantize` builds runs
+in the LiteRT interpreter on the CPU, and a family may run its fp32 model without
+TensorFlow (see :mod:`emoji_batch.families`).
 """
 
 import functools
@@ -21,20 +21,13 @@ from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import native_bf16
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.extras import KERAS, require
+from emoji_batch.families import batch_help
 from emoji_batch.fileio import file_digest
-from emoji_batch.runtimes import Int8Runtime, KerasRuntime, NgramRuntime, Runtime
+from emoji_batch.labels import Label
+from emoji_batch.runtimes import Int8Runtime, KerasRuntime, Runtime
 
-# Texts per model call, measured on the 2-core CPUs: the small GloVe CNN keeps gaining up
-# to ~1,000 (bf16 end to end on 200k tweets: 16.6k tweets/s at 512, 17.4k at 1,024);
-# BERT peaks at 16-32 (int8 on AMD Zen 4: 1,225/s at 32, 1,111 at 64, 867 at 256; on
-# Intel Sapphire Rapids, benchmarks/bert_batches.py: 1,465-1,517/s at 32, 1,326-1,464 at
-# 64, 1,004 at 256, and the fp32 fallback 469-511/s at 32; fp32 Keras: 369/s at 64, 321
-# at 256; with the int8 model at fixed 16-row shapes: 1,903/s at 16, 1,959 at 32, 1,994
-# at 64). n-gram models spend their time finding n-grams, not in the model: 200k tweets
-# took 13.1 s at 512, 12.8 s at 2,048, 12.9 s at 8,192 (whole process). GPUs were not
-# measured; they usually want larger batches.
-DEFAULT_BATCH_SIZE = {"glove": 1024, "bert": 32, "ngram": 2048}
-BATCH_HELP = "Texts per model call [default: 1024 for GloVe models, 2048 for n-gram, 32 for BERT]."
+# The family's default batch size is in emoji_batch.families; the CLI's help lists them.
+BATCH_HELP = batch_help()
 PrecisionChoice = Literal["auto", "fp32", "int8", "bf16"]
 Precision = Literal["fp32", "int8", "bf16"]
 REDUCED: tuple[Precision, ...] = ("int8", "bf16")
@@ -60,10 +53,9 @@ def resolve_precision(choice: PrecisionChoice, bundle: Bundle, device: str) -> P
         return choice  # type: ignore[return-value]
     if choice == "auto" and on_cpu:
         # The recorded speeds are those of the CPU that ran `quantize`; bf16 is only fast
-        # where this CPU does it in hardware. And they are the model's alone: a linear
-        # n-gram model runs fp32 in NumPy, where bf16 would load TensorFlow and Keras for
-        # a model whose cost is finding n-grams, not multiplying (1M tweets, whole
-        # process: 17,768 tweets/s in fp32, 15,690 in bf16, though bf16 computes faster).
+        # where this CPU does it in hardware. And they are the model's alone: a model whose
+        # fp32 runs in NumPy stays there, where bf16 would load TensorFlow and Keras for a
+        # model whose cost is encoding text, not multiplying (slower as a whole process).
         faster = [
             (check["tweets_per_second"], name)
             for name, check in checked.items()
@@ -78,11 +70,7 @@ def resolve_precision(choice: PrecisionChoice, bundle: Bundle, device: str) -> P
 
 def numpy_fp32(bundle: Bundle) -> bool:
     """Whether the bundle's fp32 model runs in NumPy on the CPU (a linear n-gram model)."""
-    from emoji_batch.architectures import get_architecture
-
-    manifest = bundle.manifest
-    family = get_architecture(manifest.architecture).family
-    return family == "ngram" and not manifest.config.get("hidden")
+    return bundle.family.numpy_fp32(bundle.manifest.config)
 
 
 def pad_batch(seqs: Sequence[np.ndarray]) -> np.ndarray:
@@ -125,7 +113,7 @@ class Predictor:
 
     bundle: Bundle
     device: str = "/CPU:0"
-    # None: the family's default (DEFAULT_BATCH_SIZE).
+    # None: the family's default (emoji_batch.families).
     batch_size: int | None = None
     precision: Precision = "fp32"
     # The int8 flatbuffer to run instead of the bundle's own ``model.int8.tflite``.
@@ -136,10 +124,7 @@ class Predictor:
 
     def __post_init__(self) -> None:
         if self.batch_size is None:
-            from emoji_batch.architectures import get_architecture
-
-            family = get_architecture(self.bundle.manifest.architecture).family
-            self.batch_size = DEFAULT_BATCH_SIZE[family]
+            self.batch_size = self.bundle.family.batch_size
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
         self.fallback_rows = 0
@@ -175,22 +160,18 @@ class Predictor:
         ONNX Runtime, a linear n-gram model in NumPy)."""
         on_cpu = "CPU" in self.device.upper()
         return on_cpu and (
-            bert_onnx.supports(self.bundle.manifest.architecture) or numpy_fp32(self.bundle)
+            self.bundle.manifest.architecture in self.bundle.family.onnx_fallback
+            or numpy_fp32(self.bundle)
         )
 
     def _fp32_runtime(self) -> Runtime:
-        """The model in fp32, built on first use: in NumPy when it is a linear n-gram model
-        on the CPU, else the Keras model."""
+        """The model in fp32, built on first use: in NumPy where its family runs this
+        model there on the CPU, else the Keras model."""
         if self._fp32 is None:
-            manifest = self.bundle.manifest
-            if numpy_fp32(self.bundle) and "CPU" in self.device.upper():
+            family = self.bundle.family
+            if family.numpy_runtime and numpy_fp32(self.bundle) and "CPU" in self.device.upper():
                 self._fp32 = self._checked(
-                    NgramRuntime(
-                        self.bundle.weight("ngrams/0:table"),
-                        self.bundle.weight("ngrams/2:idf"),
-                        self.bundle.weight("ngrams/1:bias"),
-                        int(manifest.config["n_word_features"]),
-                    )
+                    family.numpy_runtime(self.bundle.weight, self.bundle.manifest.config)
                 )
             else:
                 self._fp32 = self._keras_runtime(self.bundle.model)
@@ -201,9 +182,8 @@ class Predictor:
         classifier runs in ONNX Runtime on the CPU, so int8 scoring never imports
         TensorFlow; other models use their fp32 runtime."""
         if self._fallback is None:
-            if "CPU" in self.device.upper() and bert_onnx.supports(
-                self.bundle.manifest.architecture
-            ):
+            on_cpu = "CPU" in self.device.upper()
+            if on_cpu and self.bundle.manifest.architecture in self.bundle.family.onnx_fallback:
                 table = self._weights(bert_onnx.WORD_TABLE)
                 self._fallback = self._checked(bert_onnx.fp32_runtime(self.bundle, table))
             else:
@@ -234,6 +214,14 @@ class Predictor:
     def traces(self) -> int:
         """Graphs traced by the TensorFlow paths: one per model, whatever the batch shapes."""
         return sum(runtime.traces for runtime in self._keras)
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def labels(self) -> list[Label]:
+        return self.bundle.labels
 
     @property
     def n_labels(self) -> int:

@@ -35,7 +35,7 @@ from emoji_batch.bundle import Bundle, load_bundle, model_weights, write_manifes
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import check_labels, keep_labels, read_labelled
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags, stderr_silenced, tensorflow
-from emoji_batch.errors import EmojiBatchError, ModelError
+from emoji_batch.errors import ModelError, QuantizationRejected
 from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.extras import KERAS, require
 from emoji_batch.fileio import atomic_output
@@ -61,10 +61,6 @@ EXTERNAL_TABLE_SIZE = 1_000_000
 # benchmarks/int8_shapes.py measured the choice (docs/benchmarks.md).
 INT8_ROWS = 16
 INT8_WIDTHS = (12, 16, 20, 24, 28, 32)
-
-
-class QuantizationRejected(EmojiBatchError):
-    """The int8 copy is not close enough to the fp32 model; nothing was written."""
 
 
 def int8_widths(max_length: int) -> list[int]:

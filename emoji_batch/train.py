@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,6 @@ from typing import Any
 import numpy as np
 
 from emoji_batch.architectures import Phase, get_architecture
-from emoji_batch.bert import (
-    DEFAULT_ENCODER_PACKAGE,
-    WordPieceEncoder,
-    encoder_config,
-    load_pretrained,
-    resolve_encoder,
-)
 from emoji_batch.bundle import (
     Bundle,
     Manifest,
@@ -48,12 +41,11 @@ from emoji_batch.dataset import (
 from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
+from emoji_batch.families import get_family
 from emoji_batch.fileio import file_digest
 from emoji_batch.networks import set_pretrained_trainable
-from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
-from emoji_batch.vocab import WordVocab, build_vocab, embedding_matrix, read_glove, tokenize
 
 tf = tensorflow()
 import tf_keras as keras  # noqa: E402  (after TensorFlow's quiet import)
@@ -281,77 +273,12 @@ def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-InitWeights = Callable[[Any], None]
-
-
 def _top_n(spec: str) -> int:
     """``"top9"`` -> 9: keep that many most frequent labels."""
     match = re.fullmatch(r"top([1-9][0-9]*)", spec)
     if match is None:
         raise InputError(f"--labels must be 'all' or 'topN' (e.g. top9), not {spec!r}")
     return int(match.group(1))
-
-
-def _prepare_glove(
-    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
-) -> tuple[WordVocab, InitWeights]:
-    """Vocabulary from the training text, and the GloVe rows to start the embedding from."""
-    if config.embeddings is None:
-        raise InputError(f"{config.architecture} needs --embeddings PATH (a GloVe text file)")
-    seen = {tok for text in train_clean for tok in tokenize(text)}
-    glove = read_glove(config.embeddings, seen)
-    vocab = build_vocab(train_clean, glove, config.min_count, config.max_vocab)
-    params |= {
-        "vocab_size": len(vocab),
-        "n_trainable": vocab.n_trainable,
-        "embedding_dim": len(next(iter(glove.values()))),
-    }
-    log.info("vocabulary %d words, %d without GloVe vectors", len(vocab), vocab.n_trainable - 2)
-    matrix = embedding_matrix(vocab, glove, config.seed)
-    return vocab, lambda model: model.get_layer("embedding").assign(matrix)
-
-
-def _prepare_bert(
-    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
-) -> tuple[WordPieceEncoder, InitWeights]:
-    """The encoder's tokenizer and config, and its pretrained weights to start from."""
-    directory = resolve_encoder(config.encoder)
-    log.info("encoder %s", directory)
-    params["encoder"] = encoder_config(directory)
-    params["encoder_source"] = config.encoder or DEFAULT_ENCODER_PACKAGE
-    tokenizer = WordPieceEncoder.from_directory(directory)
-    lengths = np.array([len(s) for s in tokenizer.encode(train_clean, 512)])
-    log.info(
-        "WordPiece lengths: median %d, 99th percentile %d, max %d; truncating at %d",
-        np.median(lengths),
-        np.percentile(lengths, 99),
-        lengths.max(),
-        params["max_length"],
-    )
-    return tokenizer, lambda model: load_pretrained(model.get_layer("encoder"), directory)
-
-
-def _prepare_ngram(
-    config: TrainConfig, train_clean: list[str], params: dict[str, Any]
-) -> tuple[NgramEncoder, InitWeights]:
-    """The n-gram vocabulary of the training text, and its idf for the model's weights."""
-    if config.embeddings is not None or config.encoder is not None:
-        raise InputError(f"{config.architecture} takes neither --embeddings nor --encoder")
-    encoder, idf = NgramEncoder.fit_settings(train_clean, params, config.architecture)
-    params |= {"n_features": len(encoder), "n_word_features": encoder.n_words}
-    lengths = np.array([len(s) for s in encoder.encode(train_clean, params["max_length"])])
-    log.info(
-        "%d n-grams in >= %d texts; distinct per tweet: median %d, 99th percentile %d, max %d",
-        len(encoder) - 1,
-        params["min_df"],
-        np.median(lengths),
-        np.percentile(lengths, 99),
-        lengths.max(),
-    )
-    return encoder, lambda model: model.get_layer("ngrams").idf.assign(idf)
-
-
-PREPARE = {"glove": _prepare_glove, "bert": _prepare_bert, "ngram": _prepare_ngram}
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -389,7 +316,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     train_clean = clean_texts(train_set.texts)
     params["max_length"] = max_length
-    encoder, init_weights = PREPARE[arch.family](config, train_clean, params)
+    encoder, init_weights = get_family(arch.family).prepare()(config, train_clean, params)
     model = arch.build(params, len(labels))
     init_weights(model)
 

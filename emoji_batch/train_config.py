@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from emoji_batch.dataset import Labelled
+from emoji_batch.dataset import Labelled, file_fingerprint
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport
 from emoji_batch.labels import Label, read_mapping
@@ -71,7 +71,6 @@ class TrainConfig:
     ) -> dict[str, Any]:
         """The manifest's ``training`` entry every trainer writes: how it was invoked,
         its settings, and the training and validation data by row count and hash."""
-        from emoji_batch.bundle import file_fingerprint
 
         return {
             "command": self.command,

@@ -46,7 +46,7 @@ from emoji_batch.dataset import (
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
 from emoji_batch.extras import require
-from emoji_batch.ngram import NgramEncoder
+from emoji_batch.ngram import BIAS, IDF, TABLE, NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
 
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The weight names of the n-gram family's Keras layer, which the NumPy runtime reads too.
-TABLE, BIAS, IDF = "ngrams/0:table", "ngrams/1:bias", "ngrams/2:idf"
 # Options of ``train`` that mean something to this trainer; the rest are Keras'.
 OPTIONS = {
     "architecture",

@@ -82,7 +82,7 @@ def predict_tweets(
     scored, for the reason ``score`` gives."""
     chunk = prepare_texts(texts, predictor, invalid_utf8)
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
-    emoji = [label.emoji for label in predictor.bundle.labels]
+    emoji = [label.emoji for label in predictor.labels]
     good = [t for t, ok in zip(chunk.texts, chunk.ok, strict=True) if ok]
     positions = placer.predict(good) if placer is not None else [None] * len(good)
     scored = iter(zip(good, ids.tolist(), values.tolist(), positions, strict=True))

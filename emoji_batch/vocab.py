@@ -4,14 +4,21 @@ Token ids: 0 is padding, 1 is the unknown word, then words without a GloVe vecto
 (their rows are always trainable), then words with one (rows that can be frozen).
 """
 
+import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emoji_batch.errors import InputError
+
+if TYPE_CHECKING:
+    from emoji_batch.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 VOCAB_FILE = "vocab.txt"
 PAD = "<pad>"
@@ -52,9 +59,10 @@ class WordVocab:
         return {"vocab": VOCAB_FILE}
 
     @classmethod
-    def load(cls, path: Path, n_trainable: int) -> "WordVocab":
+    def load(cls, path: Path, config: dict[str, Any]) -> "WordVocab":
+        """The vocabulary in ``vocab.txt``; ``config`` says how many rows are trainable."""
         words = path.read_text(encoding="utf-8").split("\n")[:-1]
-        return cls(words, n_trainable)
+        return cls(words, int(config["n_trainable"]))
 
 
 def read_glove(path: Path, keep: set[str]) -> dict[str, np.ndarray]:
@@ -102,3 +110,22 @@ def embedding_matrix(vocab: WordVocab, glove: dict[str, np.ndarray], seed: int) 
     for i, word in enumerate(vocab.words[vocab.n_trainable :], start=vocab.n_trainable):
         matrix[i] = glove[word]
     return matrix
+
+
+def prepare_training(
+    config: "TrainConfig", train_clean: list[str], params: dict[str, Any]
+) -> tuple[WordVocab, Callable[[Any], None]]:
+    """Vocabulary from the training text, and the GloVe rows to start the embedding from."""
+    if config.embeddings is None:
+        raise InputError(f"{config.architecture} needs --embeddings PATH (a GloVe text file)")
+    seen = {tok for text in train_clean for tok in tokenize(text)}
+    glove = read_glove(config.embeddings, seen)
+    vocab = build_vocab(train_clean, glove, config.min_count, config.max_vocab)
+    params |= {
+        "vocab_size": len(vocab),
+        "n_trainable": vocab.n_trainable,
+        "embedding_dim": len(next(iter(glove.values()))),
+    }
+    log.info("vocabulary %d words, %d without GloVe vectors", len(vocab), vocab.n_trainable - 2)
+    matrix = embedding_matrix(vocab, glove, config.seed)
+    return vocab, lambda model: model.get_layer("embedding").assign(matrix)

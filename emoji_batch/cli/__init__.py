@@ -2,6 +2,7 @@
 
 import errno
 import functools
+import inspect
 import logging
 import os
 import shlex
@@ -18,6 +19,7 @@ import typer
 from emoji_batch import logs
 from emoji_batch.cli import app as app_cmd
 from emoji_batch.cli import ensemble, evaluate, models, predict, quantize, score, train
+from emoji_batch.cli._options import DebugOption
 from emoji_batch.errors import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
@@ -55,10 +57,16 @@ app.add_typer(models.app, name="models")
 
 def _pipe_aware(command: Callable[..., Any]) -> Callable[..., Any]:
     """``command``, with a write to a closed pipe raised as :class:`ClosedPipe`: Click
-    would otherwise catch the OSError and exit 1 without a word."""
+    would otherwise catch the OSError and exit 1 without a word; and with ``--debug``,
+    which :func:`main` reads from the command line, offered by every command (passed on
+    only to a command that takes it, as ``score`` does for Spark's logs)."""
+    signature = inspect.signature(command)
+    takes_debug = "debug" in signature.parameters
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        if not takes_debug:
+            kwargs.pop("debug", None)
         try:
             return command(*args, **kwargs)
         except OSError as exc:
@@ -66,6 +74,14 @@ def _pipe_aware(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise ClosedPipe("stdout was closed by its reader") from exc
             raise
 
+    if not takes_debug:
+        debug = inspect.Parameter(
+            "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption
+        )
+        run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), debug]
+        )
+        run.__annotations__ = {**command.__annotations__, "debug": DebugOption}
     return run
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
-from emoji_batch.cli._options import DebugOption, ModelOption, ModelsDirOption
+from emoji_batch.cli._options import ModelOption, ModelsDirOption
 from emoji_batch.errors import InputError, ModelError, Stopped
 from emoji_batch.manifests import POSITION, manifest_kind
 
@@ -67,7 +67,6 @@ def app_cli(
             metavar="<address>", help="Address to bind; 0.0.0.0 shows the page to the network."
         ),
     ] = "127.0.0.1",
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> int:
     """Serve the demo page: type a tweet to see its emoji placed and the top 5 as a chart,
     or upload a small file (up to 20 MB) to score. For trying models by hand, not for

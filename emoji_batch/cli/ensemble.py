@@ -7,7 +7,6 @@ import typer
 
 from emoji_batch.bundle import resolve_model
 from emoji_batch.cli._options import (
-    DebugOption,
     LabelColumnOption,
     ModelsDirOption,
     TextColumnOption,
@@ -35,7 +34,6 @@ def ensemble_cli(
         typer.Option(help="Each member's precision while fitting [default: what score runs]."),
     ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Fit how to mix the MEMBERs' probabilities on DATA and write an ensemble bundle.
 

@@ -11,7 +11,7 @@ from emoji_batch.bundle import (
     find_models,
     read_manifest,
 )
-from emoji_batch.cli._options import DebugOption, ModelsDirOption
+from emoji_batch.cli._options import ModelsDirOption
 from emoji_batch.ensemble import is_ensemble
 from emoji_batch.errors import ModelError
 from emoji_batch.manifests import MANIFEST, POSITION, manifest_kind, read_json_object
@@ -105,7 +105,7 @@ def _describe(path: Path) -> list[str]:
 
 
 @app.command("list")
-def list_cli(models_dir: ModelsDirOption = None, debug: DebugOption = False) -> None:
+def list_cli(models_dir: ModelsDirOption = None) -> None:
     """List bundles with architecture, labels and stored validation metrics; a bundle
     that cannot be used is listed too, marked unusable with the reason."""
     found = find_models(models_dir)

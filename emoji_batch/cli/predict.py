@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from emoji_batch.cli._options import DebugOption, DeviceOption, ModelOption, ModelsDirOption
+from emoji_batch.cli._options import DeviceOption, ModelOption, ModelsDirOption
 from emoji_batch.errors import EXIT_NOT_ALL_SCORED, EXIT_OK
 from emoji_batch.loading import load_predictor
 from emoji_batch.position import load_position_model
@@ -100,7 +100,6 @@ def predict_cli(
             help="One JSON object per tweet: text, text_with_emoji, position, top_k, error.",
         ),
     ] = False,
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> int:
     """Print each tweet with its top emoji placed where it belongs, and the top-k emoji
     with their probabilities. Exit code 4 when some tweets could not be scored."""

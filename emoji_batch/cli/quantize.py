@@ -7,19 +7,13 @@ import typer
 
 from emoji_batch.bundle import resolve_model
 from emoji_batch.cli._options import (
-    DebugOption,
     LabelColumnOption,
     ModelsDirOption,
     TextColumnOption,
 )
-from emoji_batch.errors import InputError
+from emoji_batch.errors import InputError, QuantizationRejected
 from emoji_batch.predict import BATCH_HELP, REDUCED
-from emoji_batch.quantize import (
-    MAX_F1_CHANGE,
-    QuantizationRejected,
-    quantize_bundle,
-    recheck_precisions,
-)
+from emoji_batch.quantize import MAX_F1_CHANGE, quantize_bundle, recheck_precisions
 
 
 def quantize_cli(
@@ -47,7 +41,6 @@ def quantize_cli(
             help="Re-run the recorded precisions' check on this CPU; write nothing.",
         ),
     ] = False,
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Check int8 and bf16 against fp32 on DATA and record those that pass in the bundle.
 

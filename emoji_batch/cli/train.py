@@ -7,8 +7,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from emoji_batch.cli._options import DebugOption
-
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """``["units=8", "dropout=0.2"]`` -> ``{"units": 8, "dropout": 0.2}``."""
@@ -141,7 +139,6 @@ def train_cli(
         bool, typer.Option("--resume", help="Continue from the per-epoch checkpoints.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT.")] = False,
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Train ARCHITECTURE; writes the bundle, history.json, curves.png and an evaluation.
 
