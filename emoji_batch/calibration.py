@@ -21,7 +21,7 @@ FOLDS = 2
 
 def folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``FOLDS`` stratified (fit rows, held-out rows) pairs of ``y``."""
-    require("cross-fitting an ensemble's mix", "sklearn")
+    require("cross-fitting on a validation set", "sklearn")
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
