@@ -23,6 +23,7 @@ from emoji_batch.errors import EmojiBatchError, InputError
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.manifests import POSITION, manifest_kind
 from emoji_batch.options import ScoreOptions
+from emoji_batch.output import scored_name
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.scoring import ScoreSummary, score_file
 from emoji_batch.tweet import TweetPrediction, predict_tweets
@@ -148,12 +149,6 @@ def _row_count(path: Path, suffix: str) -> int:
             return 0
     with open(path, "rb") as fh:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-
-
-def scored_name(name: str) -> str:
-    """The download's file name, as ``score`` names its default OUTPUT."""
-    path = Path(name)
-    return f"{path.stem}.scored{path.suffix.lower()}"
 
 
 # --- the page ----------------------------------------------------------------------
