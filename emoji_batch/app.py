@@ -131,10 +131,10 @@ def score_upload(
             )
             summary = score_file(source, target, options, progress=False)
         except EmojiBatchError as exc:  # it names our temporary file: name the upload
-            message = str(exc).replace(str(source), name).replace(str(target), scored_name(name))
+            message = str(exc).replace(str(source), name).replace(str(target), download_name(name))
             raise type(exc)(message.replace(tmp, "")) from exc
         scored = target.read_bytes()
-    return scored, dataclasses.replace(summary, output=scored_name(name))
+    return scored, dataclasses.replace(summary, output=download_name(name))
 
 
 def _row_count(path: Path, suffix: str) -> int:
@@ -149,6 +149,13 @@ def _row_count(path: Path, suffix: str) -> int:
             return 0
     with open(path, "rb") as fh:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def download_name(name: str) -> str:
+    """The download's file name: ``score``'s default OUTPUT name, with the suffix in
+    lower case, as the page reads the upload's format and MIME type from it."""
+    path = Path(name)
+    return scored_name(path.stem + path.suffix.lower())
 
 
 # --- the page ----------------------------------------------------------------------
