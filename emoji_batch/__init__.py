@@ -28,7 +28,7 @@ _PUBLIC = {
     "score_frame": "emoji_batch.api",
     "score_file": "emoji_batch.scoring",
     "score_folder": "emoji_batch.folders",
-    "evaluate_file": "emoji_batch.scoring",
+    "evaluate_file": "emoji_batch.evaluate",
     "insert_emoji": "emoji_batch.position",
     "TweetPrediction": "emoji_batch.tweet",
 }

@@ -23,6 +23,7 @@ from emoji_batch.errors import EmojiBatchError, InputError
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.manifests import POSITION, manifest_kind
 from emoji_batch.options import ScoreOptions
+from emoji_batch.output import scored_name
 from emoji_batch.position import PositionModel, load_position_model
 from emoji_batch.scoring import ScoreSummary, score_file
 from emoji_batch.tweet import TweetPrediction, predict_tweets
@@ -130,10 +131,10 @@ def score_upload(
             )
             summary = score_file(source, target, options, progress=False)
         except EmojiBatchError as exc:  # it names our temporary file: name the upload
-            message = str(exc).replace(str(source), name).replace(str(target), scored_name(name))
+            message = str(exc).replace(str(source), name).replace(str(target), download_name(name))
             raise type(exc)(message.replace(tmp, "")) from exc
         scored = target.read_bytes()
-    return scored, dataclasses.replace(summary, output=scored_name(name))
+    return scored, dataclasses.replace(summary, output=download_name(name))
 
 
 def _row_count(path: Path, suffix: str) -> int:
@@ -150,10 +151,11 @@ def _row_count(path: Path, suffix: str) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
-def scored_name(name: str) -> str:
-    """The download's file name, as ``score`` names its default OUTPUT."""
+def download_name(name: str) -> str:
+    """The download's file name: ``score``'s default OUTPUT name, with the suffix in
+    lower case, as the page reads the upload's format and MIME type from it."""
     path = Path(name)
-    return f"{path.stem}.scored{path.suffix.lower()}"
+    return scored_name(path.stem + path.suffix.lower())
 
 
 # --- the page ----------------------------------------------------------------------

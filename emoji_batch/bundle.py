@@ -5,7 +5,6 @@ architecture registered in :mod:`emoji_batch.architectures`; nothing in a bundle
 ever executed or unpickled.
 """
 
-import json
 import logging
 import os
 import stat
@@ -20,7 +19,7 @@ import numpy as np
 from emoji_batch import __version__
 from emoji_batch.cleaning import CLEANING_VERSION, CLEANING_VERSIONS
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.fileio import atomic_output
+from emoji_batch.fileio import file_digest, write_json
 from emoji_batch.labels import Label
 from emoji_batch.manifests import CLASSIFIER, MANIFEST, check_manifest, read_json_object
 
@@ -168,9 +167,7 @@ def read_manifest(directory: Path, data: dict[str, Any] | None = None) -> Manife
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
-    text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
-    with atomic_output(directory / MANIFEST, force=True) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_json(directory / MANIFEST, manifest.to_json())
 
 
 def save_weights(path: Path, weights: dict[str, np.ndarray], dtype: str = "float32") -> None:
@@ -371,6 +368,12 @@ def bundle_files(bundle: Bundle) -> list[Path]:
         for key in sorted(bundle.manifest.files or {})
     ]
     return files
+
+
+def bundle_digest(bundle: Bundle) -> str:
+    """sha256 of the files its predictions depend on: what ``--resume`` journals, folder
+    state files and ensemble manifests record of a bundle."""
+    return file_digest(*bundle_files(bundle))
 
 
 def load_bundle(directory: Path) -> Bundle:

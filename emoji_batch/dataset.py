@@ -3,13 +3,12 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from emoji_batch.errors import InputError
-from emoji_batch.fileio import detect_format, file_digest, find_column, read_table
+from emoji_batch.fileio import detect_format, find_column, read_table
 from emoji_batch.labels import Label
 
 
@@ -97,8 +96,3 @@ def downsample(data: Labelled, seed: int) -> Labelled:
     ids, counts = np.unique(data.labels, return_counts=True)
     keep = [rng.choice(np.flatnonzero(data.labels == i), counts.min(), replace=False) for i in ids]
     return select(data, np.sort(np.concatenate(keep)))
-
-
-def file_fingerprint(path: Path, rows: int) -> dict[str, Any]:
-    """Identify training data by row count and content hash."""
-    return {"path": path.name, "rows": rows, "sha256": file_digest(path)}

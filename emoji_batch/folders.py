@@ -31,9 +31,10 @@ from emoji_batch.errors import EmojiBatchError, InputError
 from emoji_batch.fileio import atomic_output, detect_format, file_digest
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.options import ScoreOptions
+from emoji_batch.output import output_lock, scored_name
 from emoji_batch.position import load_position_model
 from emoji_batch.remote import Location, RemoteFile, is_uri, local_path, staging_path
-from emoji_batch.scoring import output_lock, score_file
+from emoji_batch.scoring import score_file
 
 STATE = ".emoji-batch-state.json"
 STATE_VERSION = 1
@@ -148,10 +149,8 @@ def _remote_inputs(prefix: RemoteFile, output: Location) -> dict[str, RemoteFile
 
 def output_name(relative: str, output_format: str | None) -> str:
     """``a/b.parquet`` -> ``a/b.scored.parquet``; ``--output-format`` sets the suffix."""
-    head, _, name = relative.rpartition("/")
-    path = Path(name)
-    suffix = f".{output_format}" if output_format else path.suffix
-    return f"{head}/{path.stem}.scored{suffix}" if head else f"{path.stem}.scored{suffix}"
+    head, slash, name = relative.rpartition("/")
+    return f"{head}{slash}{scored_name(name, output_format)}"
 
 
 class _Outdir:

@@ -4,17 +4,16 @@ Each kind of bundle is a directory whose manifest says what it is (``kind``; cla
 manifests predate the key and have none) and which format it is written in. Reading,
 requiring a JSON object, checking the kind, the format version and the cleaning version,
 and turning every failure into one :class:`ModelError` happen here, once. Only the
-standard library is imported, so the light paths (the position model, ``models list``)
-stay light.
+standard library (and ``fileio.atomic``, which uses nothing else) is imported, so the
+light paths (the position model, ``models list``) stay light.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from emoji_batch.errors import ModelError
+from emoji_batch.fileio.atomic import write_json
 
 MANIFEST = "manifest.json"
 CLASSIFIER = "classifier"
@@ -55,16 +54,7 @@ def record_evaluation(directory: Path, dataset: str, summary: dict[str, Any]) ->
     data = read_json_object(path)
     metrics = data.setdefault("metrics", {})
     metrics.setdefault("evaluated", {})[dataset] = summary
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, data)
 
 
 def manifest_kind(directory: Path) -> str | None:

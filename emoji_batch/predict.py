@@ -16,13 +16,12 @@ from typing import Any, Literal
 import numpy as np
 
 from emoji_batch import bert_onnx
-from emoji_batch.bundle import Bundle, bundle_file, bundle_files, rebuild_model
+from emoji_batch.bundle import Bundle, bundle_digest, bundle_file, rebuild_model
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import native_bf16
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.extras import KERAS, require
 from emoji_batch.families import batch_help
-from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label
 from emoji_batch.runtimes import Int8Runtime, KerasRuntime, Runtime
 
@@ -229,7 +228,7 @@ class Predictor:
 
     def fingerprint(self) -> str:
         """Hash of the files its predictions depend on (for ``--resume`` journals)."""
-        return file_digest(*bundle_files(self.bundle))
+        return bundle_digest(self.bundle)
 
     @property
     def cleaning_version(self) -> str:

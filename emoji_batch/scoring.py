@@ -1,56 +1,43 @@
-"""Score whole files: chunks -> clean -> predict -> top-k columns -> atomic writer.
+"""Score whole files: chunks -> clean -> predict -> top-k columns -> OUTPUT.
 
-This is the library behind ``emoji-batch score`` and ``emoji-batch evaluate``.
+This is the library behind ``emoji-batch score``: the chunk pipeline every engine shares
+(:func:`output_schema`, :func:`prepare_chunk`, :func:`finish_chunk`, :func:`score_table`)
+and the local engine, :func:`score_file`, which writes through
+:class:`~emoji_batch.output.OutputTarget`.
 """
 
 import contextlib
-import fcntl
 import itertools
 import json
-import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
 from emoji_batch import logs
-from emoji_batch.dataset import check_labels, keep_labels, read_labelled
-from emoji_batch.device import DeviceChoice
-from emoji_batch.errors import InputError, LockedError
-from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
-from emoji_batch.extras import require
+from emoji_batch.errors import InputError
 from emoji_batch.fileio import (
     INVALID_UTF8,
     ChunkReader,
-    FileFormat,
-    TableWriter,
-    atomic_output,
-    check_output,
-    check_writable,
     detect_format,
     find_column,
     is_json_type,
-    is_stdio,
     is_text_type,
 )
 from emoji_batch.loading import AnyPredictor, load_predictor
-from emoji_batch.manifests import record_evaluation
 from emoji_batch.options import ScoreOptions
+from emoji_batch.output import OutputTarget
 from emoji_batch.position import PositionModel, insert_emoji, load_position_model
-from emoji_batch.predict import PrecisionChoice, top_k
-from emoji_batch.remote import Location, RemoteFile, fetched, locate, staging_path
+from emoji_batch.predict import top_k
+from emoji_batch.remote import Location, RemoteFile, locate
 from emoji_batch.resume import Journal, input_fingerprint
-
-log = logging.getLogger(__name__)
 
 
 class Placer(Protocol):
@@ -87,12 +74,17 @@ class ScoreSummary:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
     def line(self) -> str:
+        """The one line a run ends with (every engine's: see :meth:`rate`)."""
         resumed = f", {self.resumed_chunks} chunks resumed" if self.resumed_chunks else ""
         return (
             f"scored {self.rows} rows ({self.error_rows} not scorable{resumed}) in "
-            f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) with {self.model} "
+            f"{self.seconds:.1f} s{self.rate()} with {self.model} "
             f"({self.precision}) on {self.device} -> {self.output}"
         )
+
+    def rate(self) -> str:
+        """The rate as the line shows it: `` (12,345 rows/s)``."""
+        return f" ({self.rows_per_second:,.0f} rows/s)"
 
     def fields(self) -> dict[str, object]:
         return {
@@ -107,14 +99,6 @@ class ScoreSummary:
             "resumed_chunks": self.resumed_chunks,
             **({} if self.fallback_rows is None else {"fallback_rows": self.fallback_rows}),
         }
-
-
-def default_output(input_path: Location) -> Location:
-    """``tweets.csv`` -> ``tweets.scored.csv`` beside the input (a URI beside its
-    object); stdin -> stdout."""
-    if is_stdio(input_path):
-        return input_path
-    return input_path.with_name(f"{input_path.stem}.scored{input_path.suffix}")
 
 
 def output_schema(input_schema: pa.Schema, k: int, insert: bool = False) -> pa.Schema:
@@ -303,52 +287,6 @@ def prefetched(items: Iterable[T], fn: Callable[[T], U]) -> Iterator[U]:
         worker.join()
 
 
-@contextlib.contextmanager
-def output_lock(output: Path) -> Iterator[None]:
-    """One writer per OUTPUT: a second run on the same OUTPUT fails with exit code 3.
-
-    ``flock`` is released by the kernel when a process dies, even by SIGKILL, so a
-    killed run never leaves a lock that holds. The lock file is removed on every other
-    exit, by the run that holds the lock and before it lets go. A run that opened the
-    file just before then gets the lock on a file no path leads to; it notices and
-    locks the path's new file instead, so two runs never both think they hold it.
-    """
-    lock_path = output.parent / f".{output.name}.lock"
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o666)
-        except OSError as exc:
-            raise InputError(
-                f"output directory {output.parent} is not writable ({exc.strerror})"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockedError(
-                f"another emoji-batch run is writing {output} (lock {lock_path})"
-            ) from None
-        if _is_open_file(lock_path, fd):
-            break
-        os.close(fd)  # its holder removed it after we opened it: lock the new one
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):  # a left lock file is harmless: it locks nothing
-            lock_path.unlink()  # only while holding the lock (see above)
-        os.close(fd)
-
-
-def _is_open_file(path: Path, fd: int) -> bool:
-    """Whether ``path`` still names the file open as ``fd``."""
-    try:
-        now = os.stat(path)
-    except FileNotFoundError:
-        return False
-    opened = os.fstat(fd)
-    return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
-
-
 @dataclass
 class _Tally:
     """Rows and unscorable rows written so far."""
@@ -359,65 +297,6 @@ class _Tally:
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         self.errors += table.num_rows - table.column(ERROR_COLUMN).null_count
-
-
-def _write_all(
-    sink: Path | BinaryIO,
-    fmt: FileFormat,
-    schema: pa.Schema,
-    tables: Iterable[pa.Table],
-    tally: _Tally,
-) -> None:
-    writer = TableWriter(sink, fmt, schema)
-    try:
-        for table in tables:
-            writer.write(table)
-            tally.add(table)
-    finally:
-        writer.close()
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where and how a run writes: checked before anything is read or loaded."""
-
-    path: Path  # the local file written: for a remote OUTPUT, its staging copy
-    format: FileFormat
-    to_stdout: bool
-    force: bool
-    remote: RemoteFile | None = None  # uploaded from ``path`` once it is whole
-
-    @property
-    def name(self) -> str:
-        return str(self.remote or self.path)
-
-
-def _check_target(
-    input_path: Location,
-    output_path: Location | None,
-    in_fmt: FileFormat,
-    options: ScoreOptions,
-    force: bool,
-    resume: bool,
-) -> _Target:
-    """OUTPUT (INPUT.scored.SUFFIX by default; ``-`` is stdout) and its format; refuses
-    what cannot work before any input is read."""
-    # The default OUTPUT (INPUT's suffix) and stdout are written in INPUT's format.
-    inherit = output_path is None or is_stdio(output_path)
-    path = output_path or default_output(input_path)
-    to_stdout = is_stdio(path)
-    fmt = detect_format(path, options.output_format or (in_fmt if inherit else None))
-    if resume and (to_stdout or is_stdio(input_path)):
-        raise InputError("--resume needs a file INPUT and a file OUTPUT, not stdin/stdout")
-    if to_stdout and fmt == "parquet":
-        raise InputError("stdout output must be csv or jsonl (--output-format)")
-    if isinstance(path, RemoteFile):
-        path.check_output(force)
-        # Written locally first (a staging copy left by a killed run is overwritten).
-        return _Target(staging_path(path), fmt, False, True, path)
-    if not to_stdout:
-        check_output(path, force)
-    return _Target(path, fmt, to_stdout, force)
 
 
 @dataclass
@@ -434,7 +313,7 @@ class _Models:
 
 def _load_models(
     reader: ChunkReader,
-    target: _Target,
+    target: OutputTarget,
     options: ScoreOptions,
     predictor: AnyPredictor | None = None,
 ) -> _Models:
@@ -445,7 +324,7 @@ def _load_models(
         )
     k = min(options.top_k, predictor.n_labels)
     schema = output_schema(reader.schema, k, options.insert)
-    check_writable(schema, target.format)
+    target.check_writable(schema)
     placer = load_position_model(options.models_dir) if options.insert else None
     return _Models(predictor, text_col, k, placer, schema)
 
@@ -462,57 +341,6 @@ def _scored_chunks(chunks: Iterable[pa.Table], models: _Models, bar: tqdm) -> It
         table = finish_chunk(prepared, predictor, models.k, models.placer)
         bar.update(table.num_rows)
         yield table
-
-
-def _write_through_journal(
-    input_path: Location,
-    target: _Target,
-    reader: ChunkReader,
-    models: _Models,
-    options: ScoreOptions,
-    run: Callable[[Iterable[pa.Table]], Iterator[pa.Table]],
-    bar: tqdm,
-    tally: _Tally,
-    closing: contextlib.ExitStack,
-) -> int:
-    """Score the chunks a killed run did not finish into the journal, then write OUTPUT
-    from the journal's parts; returns how many chunks were resumed."""
-    settings = {
-        "text_column": models.text_column,
-        "top_k": models.k,
-        "insert": options.insert,
-        "chunk_rows": options.chunk_rows,
-        "batch_size": models.predictor.batch_size,
-        "precision": models.predictor.precision,
-        "output_format": target.format,
-    }
-    fingerprint = _run_fingerprint(input_path, models.predictor, models.placer, settings)
-    journal = Journal(target.path, fingerprint)
-    resumed = journal.start()
-    chunks = iter(reader)
-    closing.enter_context(contextlib.closing(chunks))
-    if resumed:
-        logs.emit("resume", f"resuming after {resumed} finished chunks", chunks=resumed)
-        bar.update(sum(c.num_rows for c in itertools.islice(chunks, resumed)))
-    for index, table in enumerate(run(chunks), start=resumed):
-        journal.save(index, table)
-    _write_file(target, models.schema, journal.parts(), tally)
-    journal.remove()
-    return resumed
-
-
-def _write_file(
-    target: _Target, schema: pa.Schema, tables: Iterable[pa.Table], tally: _Tally
-) -> None:
-    """OUTPUT written whole or not at all (a temporary file renamed at the end; a
-    remote OUTPUT is then uploaded, see :meth:`RemoteFile.upload`)."""
-    with atomic_output(target.path, target.force) as tmp:
-        _write_all(tmp, target.format, schema, tables, tally)
-    if target.remote is not None:
-        try:
-            target.remote.upload(target.path)
-        finally:
-            target.path.unlink(missing_ok=True)
 
 
 def score_file(
@@ -545,7 +373,9 @@ def score_file(
     input_path = locate(input_path)
     output_path = None if output_path is None else locate(output_path)
     in_fmt = detect_format(input_path, options.input_format)
-    target = _check_target(input_path, output_path, in_fmt, options, force, resume)
+    target = OutputTarget.resolve(
+        input_path, output_path, in_fmt, options.output_format, force=force, resume=resume
+    )
     reader = ChunkReader(input_path, in_fmt, options.chunk_rows)
     try:
         models = _load_models(reader, target, options, predictor)
@@ -574,22 +404,20 @@ def score_file(
                 scored = _scored_chunks(chunks, models, bar)
                 return closing.enter_context(contextlib.closing(scored))
 
-            if target.to_stdout:
-                with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
-                    _write_all(out, target.format, models.schema, run(reader), tally)
-            else:
-                with output_lock(target.path):
-                    if resume:
-                        resumed = _write_through_journal(
-                            input_path, target, reader, models, options, run, bar, tally, closing
-                        )
-                    else:
-                        _write_file(target, models.schema, run(reader), tally)
+            with target.locked():
+                if resume:
+                    journal = Journal(
+                        target.path, _run_fingerprint(input_path, models, options, target)
+                    )
+                    resumed = journal.start()
+                    chunks = closing.enter_context(contextlib.closing(iter(reader)))
+                    _skip_finished(chunks, resumed, bar)
+                    target.write_through(journal, resumed, models.schema, run(chunks), tally.add)
+                else:
+                    target.write(models.schema, run(reader), tally.add)
     finally:
         reader.close()
-        if target.remote is not None:  # its staging directory, unless a journal is kept
-            with contextlib.suppress(OSError):
-                target.path.parent.rmdir()
+        target.close()
     return ScoreSummary(
         tally.rows,
         tally.errors,
@@ -603,77 +431,35 @@ def score_file(
     )
 
 
+def _skip_finished(chunks: Iterator[pa.Table], finished: int, bar: tqdm) -> None:
+    """Read past the chunks a killed run already scored into the journal."""
+    if finished:
+        logs.emit("resume", f"resuming after {finished} finished chunks", chunks=finished)
+        bar.update(sum(c.num_rows for c in itertools.islice(chunks, finished)))
+
+
 def _run_fingerprint(
-    input_path: Location,
-    predictor: AnyPredictor,
-    placer: PositionModel | None,
-    options: dict[str, object],
+    input_path: Location, models: _Models, options: ScoreOptions, target: OutputTarget
 ) -> dict[str, object]:
     """What a resumed run must share with the run it continues: input, options and every
     bundle the output depends on (the model; with --insert, the position model too)."""
+    predictor = models.predictor
     fingerprint: dict[str, object] = {
         "input": {
             "path": str(input_path if isinstance(input_path, RemoteFile) else input_path.resolve()),
             **input_fingerprint(input_path),
         },
         "model": predictor.fingerprint(),
-        "options": options,
+        "options": {
+            "text_column": models.text_column,
+            "top_k": models.k,
+            "insert": options.insert,
+            "chunk_rows": options.chunk_rows,
+            "batch_size": predictor.batch_size,
+            "precision": predictor.precision,
+            "output_format": target.format,
+        },
     }
-    if placer is not None:
-        fingerprint["position model"] = placer.fingerprint()
+    if models.placer is not None:
+        fingerprint["position model"] = models.placer.fingerprint()
     return fingerprint
-
-
-def evaluate_file(
-    data: str | os.PathLike[str],
-    *,
-    model: str | None = None,
-    models_dir: str | os.PathLike[str] | None = None,
-    report_dir: str | os.PathLike[str] | None = None,
-    text_column: str = "text",
-    label_column: str = "label",
-    device: DeviceChoice = "auto",
-    batch_size: int | None = None,
-    precision: PrecisionChoice = "auto",
-    record: bool = False,
-) -> EvalReport:
-    """Accuracy, macro-F1 and per-class scores of a model on a labelled file, with the
-    precision ``score`` would use (``auto``) unless told otherwise; ``record`` also
-    stores the summary (and the precision) in the model's manifest. ``data`` may be a
-    URI (given as a string): it is downloaded to a temporary file, since evaluation
-    holds the whole file anyway."""
-    source = locate(data)
-    models_dir = None if models_dir is None else Path(models_dir)
-    report_dir = None if report_dir is None else Path(report_dir)
-    if report_dir is not None:  # before the scoring, not after it
-        require("evaluate --report-dir (its confusion.png)", "matplotlib")
-    if isinstance(source, RemoteFile):
-        with fetched(source) as local:
-            labelled = read_labelled(local, text_column, label_column)
-        labelled.source = source.uri
-    else:
-        labelled = read_labelled(source, text_column, label_column)
-    if not len(labelled):
-        raise InputError(f"{source} has no labelled rows to evaluate on")
-    predictor = load_predictor(model, models_dir, device, batch_size, precision)
-    log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, source)
-    ids = [label.id for label in predictor.bundle.labels]
-    inside = keep_labels(labelled, ids)
-    if len(inside) < len(labelled):
-        if not len(inside):
-            check_labels(labelled, predictor.bundle.labels)  # raises: nothing to evaluate
-        log.warning(
-            "%d of %d rows have labels this model does not predict; evaluating the other %d",
-            len(labelled) - len(inside),
-            len(labelled),
-            len(inside),
-        )
-        labelled = inside
-    probs = predictor.predict_proba(labelled.texts)
-    report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, source.name)
-    if report_dir is not None:
-        write_report(report, report_dir)
-    if record:
-        summary = {**report.summary(), "precision": predictor.precision}
-        record_evaluation(predictor.bundle.directory, source.name, summary)
-    return report

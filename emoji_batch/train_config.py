@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from emoji_batch.dataset import Labelled, file_fingerprint
+from emoji_batch.dataset import Labelled
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport
+from emoji_batch.fileio import file_fingerprint
 from emoji_batch.labels import Label, read_mapping
 
 

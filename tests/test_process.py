@@ -26,7 +26,7 @@ from emoji_batch.bundle import (
     shipped_models_dir,
 )
 from emoji_batch.errors import InputError, LockedError
-from emoji_batch.scoring import output_lock
+from emoji_batch.output import output_lock
 from tests.conftest import run_cli, train_args
 
 ROOT = Path(__file__).parent.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emoji_batch.bundle import resolve_model
+from emoji_batch.evaluate import evaluate_file
 from emoji_batch.quantize import recheck_precisions
-from emoji_batch.scoring import evaluate_file
 
 SHARED = Path(__file__).parent.parent.parent / "shared" / "data"
 DATA = SHARED / "tweeteval-emoji"

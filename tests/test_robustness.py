@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emoji_batch.scoring import output_lock
+from emoji_batch.output import output_lock
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).parent.parent

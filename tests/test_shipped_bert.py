@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from emoji_batch.bundle import load_bundle, shipped_models_dir
+from emoji_batch.evaluate import evaluate_file
 from emoji_batch.predict import Predictor
 from emoji_batch.quantize import recheck_precisions
-from emoji_batch.scoring import evaluate_file
 
 NAME = "fine_tuned_bert"
 ROOT = Path(__file__).parent.parent

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from emoji_batch.bundle import load_bundle
+from emoji_batch.evaluate import evaluate_file
 from emoji_batch.evaluation import expected_calibration_error
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import Predictor
-from emoji_batch.scoring import evaluate_file
 from emoji_batch.train_linear import features, fit_calibration, fit_label_biases, softmax
 from tests.conftest import make_rows, modules_loaded_by, run_cli, train_args
 

@@ -13,8 +13,8 @@ from emoji_batch.cli._options import (
     ModelsDirOption,
     TextColumnOption,
 )
+from emoji_batch.evaluate import evaluate_file
 from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
-from emoji_batch.scoring import evaluate_file
 
 
 def evaluate_cli(

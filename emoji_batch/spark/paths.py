@@ -24,6 +24,7 @@ from emoji_batch.fileio import (
     is_stdio,
 )
 from emoji_batch.options import ScoreOptions
+from emoji_batch.output import output_format, scored_name
 from emoji_batch.scoring import (
     ScoreSummary,
     output_schema,
@@ -41,22 +42,7 @@ if TYPE_CHECKING:
 def default_output_uri(input_uri: str) -> str:
     """``s3a://b/tweets.parquet`` -> ``s3a://b/tweets.scored.parquet``, like local score."""
     head, slash, name = input_uri.rstrip("/").rpartition("/")
-    stem, dot, suffix = name.rpartition(".")
-    scored = f"{stem}.scored.{suffix}" if dot and stem else f"{name}.scored"
-    return f"{head}{slash}{scored}"
-
-
-def _output_format(
-    output_uri: str, override: FileFormat | None, input_format: FileFormat
-) -> FileFormat:
-    """``--output-format``, else OUTPUT's suffix, else (a directory such as ``scored/``)
-    INPUT's format."""
-    if override is None:
-        try:
-            return detect_format(Path(output_uri.rstrip("/")))
-        except InputError:
-            return input_format
-    return detect_format(Path(output_uri), override)
+    return f"{head}{slash}{scored_name(name)}"
 
 
 def _fs(spark: "SparkSession", uri: str) -> tuple[Any, Any]:
@@ -228,7 +214,10 @@ def score_path(
         raise InputError("--engine spark reads and writes paths or URIs, not stdin/stdout (-)")
     in_fmt = detect_format(Path(input_uri.rstrip("/")), options.input_format)
     output_uri = output_uri or default_output_uri(input_uri)
-    out_fmt = _output_format(output_uri, options.output_format, in_fmt)
+    # A directory such as ``scored/`` has no suffix: it takes INPUT's format.
+    out_fmt = output_format(
+        Path(output_uri.rstrip("/")), options.output_format, in_fmt, directory=True
+    )
     spark = spark_session(master, spark_logs)
     with _case_sensitive(spark):
         if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
@@ -297,15 +286,11 @@ class SparkSummary(ScoreSummary):
     """The summary of a Spark job: its rate over the whole run (Spark's start-up too),
     to two significant figures when small, never a rounded ``0 rows/s``."""
 
-    def line(self) -> str:
+    def rate(self) -> str:
+        if not (self.rows and self.seconds > 0):
+            return ""
         rate = self.rows_per_second
-        shown = f"{rate:,.0f}" if rate >= 100 else f"{rate:.2g}"
-        said = f" ({shown} rows/s)" if self.rows and self.seconds > 0 else ""
-        return (
-            f"scored {self.rows} rows ({self.error_rows} not scorable) in "
-            f"{self.seconds:.1f} s{said} with {self.model} "
-            f"({self.precision}) on {self.device} -> {self.output}"
-        )
+        return f" ({rate:,.0f} rows/s)" if rate >= 100 else f" ({rate:.2g} rows/s)"
 
     def fields(self) -> dict[str, object]:
         rate = self.rows_per_second
