@@ -56,7 +56,8 @@ class FolderSummary:
     def line(self) -> str:
         failed = "".join(f"\n  failed: {name}: {why}" for name, why in self.failed.items())
         return (
-            f"{len(self.scored)} files scored ({self.rows} rows), {len(self.unchanged)} "
+            f"{len(self.scored)} file{'' if len(self.scored) == 1 else 's'} scored "
+            f"({self.rows} rows), {len(self.unchanged)} "
             f"unchanged, {len(self.failed)} failed in {self.seconds:.1f} s with {self.model} "
             f"-> {self.output}{failed}"
         )

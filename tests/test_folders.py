@@ -109,7 +109,7 @@ def test_broken_file_fails_alone(
     capsys.readouterr()
     assert run_cli(["score", landing, "-o", out]) == EXIT_FILES_FAILED
     err = capsys.readouterr().err
-    assert "1 files scored" in err and "3 unchanged" in err and "1 failed" in err
+    assert "1 file scored" in err and "3 unchanged" in err and "1 failed" in err
     assert "error: 1 of 5 files failed: day=1/broken.parquet" in err
 
 
