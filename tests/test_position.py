@@ -22,7 +22,7 @@ from emoji_batch.position import (
     rule_end,
 )
 from emoji_batch.position_fit import fit_position_model
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 M = "\ufe0f"
 TREE = "🎄"
