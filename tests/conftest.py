@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import logging
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,20 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         state[name.removeprefix("bert.")] = np.ascontiguousarray(value.T if transpose else value)
     save_file(state, str(d / "model.safetensors"))
     return d
+
+
+@pytest.fixture
+def sigterm_guard() -> Iterator[None]:
+    """Keep an unhandled SIGTERM from killing pytest: it fails the test instead."""
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise AssertionError("SIGTERM reached the test's own handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

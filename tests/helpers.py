@@ -8,6 +8,7 @@ Fixtures live in conftest.py; plain functions and constants live here and are im
 import ast
 import contextlib
 import csv
+import os
 import random
 import subprocess
 import sys
@@ -21,13 +22,11 @@ import pytest
 
 from emoji_batch.cli import main
 
+ROOT = Path(__file__).parent.parent
+
 # Three labels, each with words that give it away, so a tiny model learns something.
 CUES = {0: ["love", "heart", "mom"], 1: ["tree", "christmas", "santa"], 2: ["lol", "funny", "joke"]}
-
-
 FILLER = ["the", "a", "today", "with", "my", "so", "is", "this", "@user", "#happy", "!"]
-
-
 EMOJI = ["❤", "🎄", "😂"]
 
 
@@ -141,3 +140,17 @@ def train_capturing(args: list, texts: list[str] = PROBE_TEXTS) -> tuple[int, np
         patch.setattr(train, "save_bundle", predict_then_save)
         code = run_cli(args)
     return code, (seen[-1] if seen else None)
+
+
+def run_cli_process(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+    """Run ``python -m emoji_batch ARGS`` in a fresh interpreter with this checkout first
+    on its path; return what it wrote and its exit code (never raises on one)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "emoji_batch", *map(str, args)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+        **kwargs,  # type: ignore[arg-type]
+    )

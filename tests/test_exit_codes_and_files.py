@@ -58,20 +58,6 @@ def umask_002() -> Iterator[None]:
         os.umask(previous)
 
 
-@pytest.fixture
-def sigterm_guard() -> Iterator[None]:
-    """Keep an unhandled SIGTERM from killing pytest: it fails the test instead."""
-
-    def unhandled(signum: int, frame: object) -> None:
-        raise AssertionError("SIGTERM reached the test's own handler")
-
-    previous = signal.signal(signal.SIGTERM, unhandled)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # --- file modes: 0666 less the umask for new files; an overwritten file keeps its mode --
 
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +18,7 @@ import pytest
 from emoji_batch import resume
 from emoji_batch.bundle import shipped_models_dir
 from emoji_batch.resume import Journal
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_cli_process
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data" / "tweets.csv"
@@ -35,32 +34,6 @@ def names(directory: Path) -> list[str]:
 
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.strip()]
-
-
-def cli(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "emoji_batch", *map(str, args)],
-        capture_output=True,
-        env=env,
-        timeout=300,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-@pytest.fixture
-def sigterm_guard() -> Iterator[None]:
-    """Keep an unhandled SIGTERM from killing pytest: it fails the test instead."""
-
-    def unhandled(signum: int, frame: object) -> None:
-        raise AssertionError("SIGTERM reached the test's own handler")
-
-    previous = signal.signal(signal.SIGTERM, unhandled)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- in this process: interrupted by SIGTERM or Ctrl-C -----------------------------------
@@ -268,24 +241,24 @@ def test_killed_run_resumes_to_identical_output(big_csv: Path, tmp_path: Path) -
     assert 3 <= done < 100
 
     for changed in (["--top-k", 2], ["--text-column", "lang"]):
-        refused = cli(*args, *changed)
+        refused = run_cli_process(*args, *changed)
         assert refused.returncode == 2 and b"options changed" in refused.stderr, changed
     original, stamp = inp.read_bytes(), inp.stat().st_mtime_ns
     # Same size and modification time, other content: only the hash can tell.
     inp.write_bytes(original.replace(b"dying", b"DYING", 1))
     os.utime(inp, ns=(stamp, stamp))
-    refused = cli(*args)
+    refused = run_cli_process(*args)
     assert refused.returncode == 2 and b"input changed" in refused.stderr
     inp.write_bytes(original)
     os.utime(inp, ns=(stamp, stamp))
     assert not out.exists() and len(list(journal.glob("*.arrow"))) == done
 
-    resumed = cli(*args[:-1], "--log-format", "json")
+    resumed = run_cli_process(*args[:-1], "--log-format", "json")
     assert resumed.returncode == 0, resumed.stderr.decode()
     events = [json.loads(line) for line in resumed.stderr.decode().splitlines()]
     assert any(e["event"] == "resume" and e["chunks"] >= done for e in events)
     assert not journal.exists()
 
     clean = tmp_path / "clean.csv"
-    assert cli("score", inp, "-o", clean, "--chunk-rows", 300).returncode == 0
+    assert run_cli_process("score", inp, "-o", clean, "--chunk-rows", 300).returncode == 0
     assert out.read_bytes() == clean.read_bytes()

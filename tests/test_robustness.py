@@ -2,11 +2,8 @@
 is tests/test_resume.py)."""
 
 import json
-import os
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emoji_batch.scoring import output_lock
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_cli_process
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data"
@@ -245,22 +242,10 @@ def test_json_logs(tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 # --- subprocesses: stdin/stdout ---------------------------------------------------------
 
 
-def cli(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "emoji_batch", *map(str, args)],
-        capture_output=True,
-        env=env,
-        timeout=300,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
 def test_stdin_to_stdout_pipeline(tmp_path: Path) -> None:
     """With the shipped NumPy default: no TensorFlow to import in the subprocess."""
     data = (SAMPLE / "tweets.csv").read_bytes()
-    piped = cli("score", "-", "-o", "-", input=data)
+    piped = run_cli_process("score", "-", "-o", "-", input=data)
     assert piped.returncode == 0, piped.stderr.decode()
     assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "file.csv"]) == 0
     assert piped.stdout == (tmp_path / "file.csv").read_bytes()
@@ -268,7 +253,7 @@ def test_stdin_to_stdout_pipeline(tmp_path: Path) -> None:
 
 def test_jsonl_stdin() -> None:
     lines = b'{"id": 1, "text": "merry christmas"}\n{"id": 2, "text": null}\n'
-    piped = cli("score", "-", "-o", "-", "--input-format", "jsonl", input=lines)
+    piped = run_cli_process("score", "-", "-o", "-", "--input-format", "jsonl", input=lines)
     assert piped.returncode == 0, piped.stderr.decode()
     rows = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2]
