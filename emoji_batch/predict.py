@@ -2,7 +2,7 @@
 
 Texts are cleaned, encoded, sorted by length and cut into batches padded only to their
 longest member, so short tweets cost little (widths are not rounded up to fewer distinct
-shapes: that measured slower). Each precision's model runs in a runtime of
+shapes: padding costs more than the extra shapes save). Each precision's model runs in a runtime of
 :mod:`emoji_batch.runtimes`; the int8 copy that :mod:`emoji_batch.quantize` builds runs
 in the LiteRT interpreter on the CPU, and a family may run its fp32 model without
 TensorFlow (see :mod:`emoji_batch.families`).
@@ -131,7 +131,7 @@ class Predictor:
         self._fallback: Runtime | None = None
         self._keras: list[KerasRuntime] = []
         # float32 weights converted once for the runtimes that read them at run time (the
-        # int8 model and BERT's fallback share its 47 MB word table).
+        # int8 model and BERT's fallback share its word table, the largest of its weights).
         self._weights = functools.cache(self.bundle.weight)
         self._run: Runtime
         if self.precision == "int8":

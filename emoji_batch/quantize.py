@@ -2,29 +2,30 @@
 agree with fp32: int8 (TensorFlow Lite) and bfloat16 (Keras mixed precision).
 
 TensorFlow Lite's dynamic-range quantization stores weight matrices as int8 and runs the
-matrix products in int8 (XNNPACK, VNNI on these CPUs); activations stay float between
-layers. The model is converted at fixed shapes, one signature per width (see
-:func:`int8_widths`) at ``INT8_ROWS`` rows, sharing one copy of the weights: with the
-batch and width unknown, the converter computes every reshape's shape at run time and
-XNNPACK leaves those parts of the graph to slower kernels (MiniLM at fixed shapes runs
-about 1.2x faster; ``benchmarks/int8_shapes.py``). The converter would also store the
-embedding tables as int8 with one scale per table, which alone moves 2-3% of BERT's
-top-1 predictions, so those tables are put back to float32 after conversion, and a
-vocabulary-sized one is left out of the file and read from the bundle's weights instead.
-Rows whose two best emoji are nearly tied are recomputed in fp32 (``fine_tuned_bert``'s
-in ONNX Runtime, :mod:`emoji_batch.bert_onnx`, so the int8 path never imports
-TensorFlow). LiteRT quantizes each row of a layer's input on its own; ONNX Runtime's
-dynamic int8 (Hugging Face Optimum's recipe) uses one scale per call, and on the shipped
-BERT agrees with fp32's top-1 emoji on 89% of rows, and whole process is slower than
-this path on an AVX-512/AMX CPU (``make bench``, docs/benchmarks.md). bfloat16 runs the
-Keras model with bfloat16 arithmetic (AVX-512 BF16 through oneDNN) and float32 weights
-and output. Each is checked on labelled data against the fp32 model before the bundle
-records it.
+matrix products in int8 (XNNPACK); activations stay float between layers. The rules:
+
+- The model is converted at fixed shapes, one signature per width (see
+  :func:`int8_widths`) at ``INT8_ROWS`` rows, sharing one copy of the weights: with the
+  batch and width unknown, the converter computes every reshape's shape at run time and
+  XNNPACK leaves those parts of the graph to slower kernels.
+- Embedding tables stay float32: the converter would store them as int8 with one scale
+  per table, which moves top-1 predictions on its own. A vocabulary-sized table is left
+  out of the file and read from the bundle's weights, so it is not stored twice.
+- Rows whose two best emoji are nearly tied are recomputed in fp32 (``fine_tuned_bert``'s
+  in ONNX Runtime, :mod:`emoji_batch.bert_onnx`, so the int8 path never imports
+  TensorFlow). LiteRT is the int8 runtime rather than ONNX Runtime's dynamic int8,
+  because LiteRT quantizes each row of a layer's input on its own where ONNX Runtime
+  uses one scale per call, which agrees less often with fp32's top-1 emoji.
+- bfloat16 runs the Keras model with bfloat16 arithmetic (AVX-512 BF16 through oneDNN)
+  and float32 weights and output.
+- Each is checked on labelled data against the fp32 model before the bundle records it.
+
+The measurements behind these choices are in docs/benchmarks.md (``make bench``,
+``benchmarks/int8_shapes.py``).
 """
 
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.extras import KERAS, require
 from emoji_batch.fileio import atomic_output
 from emoji_batch.predict import REDUCED, Precision, Predictor, top2_margin
-from emoji_batch.runtimes import IDS, TABLE_INPUT, WIDTH_SIGNATURE
+from emoji_batch.runtimes import IDS, WIDTH_SIGNATURE
+from emoji_batch.tflite_edit import float_embedding_tables
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,9 @@ MAX_FALLBACK_SHARE = 0.25
 # copied into the int8 file; they are read from the bundle's weights at run time.
 EXTERNAL_TABLE_SIZE = 1_000_000
 # int8 models run at fixed shapes: INT8_ROWS rows, and a signature for each of these
-# widths under the bundle's max length and for the max length itself (each adds about
-# 0.3 MB to MiniLM's file; 98% of tweets take at most 32 of its tokens).
-# benchmarks/int8_shapes.py measured the choice (docs/benchmarks.md).
+# widths under the bundle's max length and for the max length itself. Each signature
+# adds to the file, so the widths cover what most tweets need and no more;
+# benchmarks/int8_shapes.py measures the choice (docs/benchmarks.md).
 INT8_ROWS = 16
 INT8_WIDTHS = (12, 16, 20, 24, 28, 32)
 
@@ -103,169 +105,7 @@ def convert_int8(model: Any, widths: list[int] | None, rows: int = INT8_ROWS) ->
         for layer in model.layers
         if hasattr(layer, "full_table")
     }
-    return _float_embedding_tables(flat, tables)
-
-
-def _float_embedding_tables(flat: bytes, candidates: dict[str, np.ndarray]) -> bytes:
-    """Keep embedding tables (read by GATHER) in float, and out of the file if large.
-
-    Each table is matched to the named ``candidates`` array of its shape (for int8 ones:
-    whose per-tensor quantization gives the stored values). A table of at least
-    ``EXTERNAL_TABLE_SIZE`` entries that the model's token ids index directly, and that
-    is a weight of the bundle, leaves the flatbuffer: its lookup becomes an input named
-    ``table:<weight name>`` that :class:`~emoji_batch.runtimes.Int8Runtime` fills from
-    the bundle's own weights (a vocabulary-sized table would otherwise be stored twice).
-    Other int8 tables are put back in float32 and their DEQUANTIZE op is dropped. The
-    signatures (subgraphs) share each table's buffer, so each buffer is decided once.
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
-
-    def code(op: Any) -> int:
-        opcode = model.operatorCodes[op.opcodeIndex]
-        return max(opcode.builtinCode, opcode.deprecatedBuiltinCode)
-
-    # Each embedding lookup: (graph, gather, its DEQUANTIZE or None, whether the table
-    # could leave the file as far as this graph goes), grouped by the table's buffer.
-    lookups: dict[int, list[tuple[Any, Any, Any, bool]]] = {}
-    for graph in model.subgraphs:
-        consumers: dict[int, list[Any]] = {}
-        for op in graph.operators:
-            for i in op.inputs:
-                consumers.setdefault(int(i), []).append(op)
-        for gather in [op for op in graph.operators if code(op) == schema.BuiltinOperator.GATHER]:
-            params = graph.tensors[gather.inputs[0]]
-            after = consumers.get(int(gather.outputs[0]), [])
-            dequantize = (
-                after[0]
-                if len(after) == 1 and code(after[0]) == schema.BuiltinOperator.DEQUANTIZE
-                else None
-            )
-            if model.buffers[params.buffer].data is None or params.type not in (
-                schema.TensorType.INT8,
-                schema.TensorType.FLOAT32,
-            ):
-                continue
-            if params.type == schema.TensorType.INT8 and dequantize is None:
-                continue
-            direct = int(gather.inputs[1]) == int(graph.inputs[0]) and (
-                len(consumers[int(gather.inputs[0])]) == 1
-            )
-            lookups.setdefault(int(params.buffer), []).append((graph, gather, dequantize, direct))
-
-    renamed: dict[int, dict[int, int]] = {id(graph): {} for graph in model.subgraphs}
-    dropped: list[Any] = []
-    new_inputs: dict[int, list[int]] = {id(graph): [] for graph in model.subgraphs}
-    for buffer, uses in lookups.items():
-        first = uses[0][0].tensors[uses[0][1].inputs[0]]
-        raw = bytes(model.buffers[buffer].data)
-        if first.type == schema.TensorType.INT8:
-            stored = np.frombuffer(raw, dtype=np.int8).reshape(first.shape)
-            scale = float(first.quantization.scale[0])
-
-            def matches(c: np.ndarray, stored: np.ndarray = stored, scale: float = scale) -> bool:
-                return np.abs(np.round(c / scale) - stored).max(initial=0) <= 1
-        else:
-            stored = np.frombuffer(raw, dtype="<f4").reshape(first.shape)
-
-            def matches(c: np.ndarray, stored: np.ndarray = stored, scale: float = 0.0) -> bool:
-                return bool(np.array_equal(c, stored))
-
-        name = next(
-            (k for k, c in candidates.items() if c.shape == stored.shape and matches(c)), None
-        )
-        external = (
-            name is not None
-            and stored.size >= EXTERNAL_TABLE_SIZE
-            and ":full_table" not in name
-            and all(direct for *_, direct in uses)
-        )
-        if external:
-            model.buffers[buffer].data = None
-        elif first.type == schema.TensorType.INT8:
-            if name is None:
-                raise ModelError("int8 export: cannot find the float table of an embedding lookup")
-            data = np.ascontiguousarray(candidates[name], dtype="<f4").view(np.uint8).ravel()
-            model.buffers[buffer].data = data
-        for graph, gather, dequantize, _ in uses:
-            if external:
-                last = dequantize or gather
-                looked_up, ids = graph.tensors[last.outputs[0]], graph.tensors[graph.inputs[0]]
-                looked_up.name = (TABLE_INPUT + str(name)).encode()
-                if ids.shapeSignature is not None:  # a signature of any shape
-                    looked_up.shape = np.array([*ids.shape, stored.shape[1]], np.int32)
-                    looked_up.shapeSignature = np.array(
-                        [*ids.shapeSignature, stored.shape[1]], np.int32
-                    )
-                new_inputs[id(graph)].append(int(last.outputs[0]))
-                dropped += [op for op in (gather, dequantize) if op is not None]
-            elif dequantize is not None:
-                for tensor in (graph.tensors[gather.inputs[0]], graph.tensors[gather.outputs[0]]):
-                    tensor.type = schema.TensorType.FLOAT32
-                    tensor.quantization = None
-                renamed[id(graph)][int(dequantize.outputs[0])] = int(gather.outputs[0])
-                dropped.append(dequantize)
-    for graph in model.subgraphs:
-        names = renamed[id(graph)]
-        graph.operators = [op for op in graph.operators if all(op is not d for d in dropped)]
-        for op in graph.operators:
-            op.inputs = np.array([names.get(int(i), int(i)) for i in op.inputs], dtype=np.int32)
-        graph.outputs = np.array([names.get(int(i), int(i)) for i in graph.outputs], np.int32)
-        graph.inputs = np.array([*graph.inputs, *new_inputs[id(graph)]], dtype=np.int32)
-    for signature in model.signatureDefs or []:
-        graph = model.subgraphs[signature.subgraphIndex]
-        for index in new_inputs[id(graph)]:
-            entry = schema.TensorMapT()
-            entry.name, entry.tensorIndex = graph.tensors[index].name, index
-            signature.inputs.append(entry)
-        for entry in signature.outputs:
-            entry.tensorIndex = renamed[id(graph)].get(int(entry.tensorIndex), entry.tensorIndex)
-    _broadcast_repeated_constants(model, schema)
-    for graph in model.subgraphs:
-        # Each signature repeats TensorFlow's long tensor names (0.04 MB apiece for
-        # MiniLM); only the inputs' and outputs' are ever read.
-        named = {int(i) for i in (*graph.inputs, *graph.outputs)}
-        for index, tensor in enumerate(graph.tensors):
-            if index not in named:
-                tensor.name = None
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def _broadcast_repeated_constants(model: Any, schema: Any) -> None:
-    """Store a float constant that an elementwise op broadcasts against a full batch,
-    and that repeats along the batch, as one row: a fixed-shape signature folds the
-    position and token-type embeddings into a (rows, width, hidden) constant, 1.5 MB for
-    each of BERT's widths, where (1, width, hidden) computes the same."""
-    elementwise = {schema.BuiltinOperator.ADD, schema.BuiltinOperator.MUL}
-    uses = Counter(int(t.buffer) for graph in model.subgraphs for t in graph.tensors)
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            opcode = model.operatorCodes[op.opcodeIndex]
-            if max(opcode.builtinCode, opcode.deprecatedBuiltinCode) not in elementwise:
-                continue
-            if len(op.inputs) != 2:
-                continue
-            out_shape = list(graph.tensors[op.outputs[0]].shape)
-            for this, other in ((0, 1), (1, 0)):
-                tensor = graph.tensors[op.inputs[this]]
-                data = model.buffers[tensor.buffer].data
-                shape = list(tensor.shape)
-                if (
-                    data is None
-                    or uses[int(tensor.buffer)] != 1
-                    or tensor.type != schema.TensorType.FLOAT32
-                    or len(shape) < 2
-                    or shape[0] < 2
-                    or shape != out_shape
-                    or list(graph.tensors[op.inputs[other]].shape) != out_shape
-                ):
-                    continue
-                values = np.frombuffer(bytes(data), dtype="<f4").reshape(shape)
-                if np.array_equal(values, np.broadcast_to(values[:1], values.shape)):
-                    model.buffers[tensor.buffer].data = values[:1].view(np.uint8).ravel()
-                    tensor.shape = np.array([1, *shape[1:]], dtype=np.int32)
+    return float_embedding_tables(flat, tables, EXTERNAL_TABLE_SIZE)
 
 
 @dataclass

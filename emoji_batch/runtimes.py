@@ -62,7 +62,7 @@ class Int8Runtime:
     width (``width_<n>``) at a fixed number of rows: a batch is padded (id 0) up to the
     next width and cut into those rows. Fixed shapes let XNNPACK take the whole graph;
     with the batch and width unknown, the shape arithmetic TensorFlow writes into every
-    reshape stays outside it (1.2x slower for MiniLM). A model with a single signature of
+    reshape stays outside it, on slower kernels. A model with a single signature of
     unknown shapes (what earlier versions wrote, such as the shipped ``glove_cnn``'s) is
     resized to each batch instead, in one interpreter of ``num_threads`` threads.
 
@@ -210,8 +210,8 @@ class _FixedShapes:
 
 
 def _invoke_allocated(runner: Any, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """``runner(**feed)`` without the resize and allocation it repeats on every call (a
-    quarter of a millisecond, 2% of a BERT batch): the shapes are fixed, and this
+    """``runner(**feed)`` without the resize and allocation it repeats on every call,
+    which is wasted work: the shapes are fixed, and this
     signature was allocated by its first call. Uses the runner's own interpreter handles
     (ai-edge-litert is pinned; tests cover both calls)."""
     wrapper, graph = runner._interpreter_wrapper, runner._subgraph_index

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emoji_batch.architectures import Phase, get_architecture
+from emoji_batch.architectures import Architecture, Phase, get_architecture
 from emoji_batch.bundle import (
     Bundle,
     Manifest,
@@ -40,9 +40,10 @@ from emoji_batch.dataset import (
 )
 from emoji_batch.device import tensorflow
 from emoji_batch.errors import InputError
-from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
+from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.families import get_family
 from emoji_batch.fileio import file_digest
+from emoji_batch.labels import Label
 from emoji_batch.networks import set_pretrained_trainable
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
@@ -281,12 +282,11 @@ def _top_n(spec: str) -> int:
     return int(match.group(1))
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
-    started = time.perf_counter()
-    arch = get_architecture(config.architecture)
-    check_new_bundle_dir(config.output, config.force)
-
+def _training_sets(
+    config: TrainConfig,
+) -> tuple[Labelled, Labelled, list[Label], list[int]]:
+    """The training and validation sets with the labels kept (``--labels``, ``--balance``
+    applied), and the rows read from each data file."""
     data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
     labels = all_labels = labels_for(config, data)
     check_labels(data, labels)
@@ -308,36 +308,24 @@ def train(config: TrainConfig) -> TrainResult:
         len(train_set),
         len(val_set),
     )
-    y_train, y_val = label_indices(train_set, labels), label_indices(val_set, labels)
+    return train_set, val_set, labels, file_rows
 
-    keras.utils.set_random_seed(config.seed)
-    params = config.settings(arch.name, arch.defaults)
-    max_length = int(params["max_length"])
 
-    train_clean = clean_texts(train_set.texts)
-    params["max_length"] = max_length
-    encoder, init_weights = get_family(arch.family).prepare()(config, train_clean, params)
-    model = arch.build(params, len(labels))
-    init_weights(model)
-
-    prior = np.bincount(y_train, minlength=len(labels)) + 1.0
-    prior /= prior.sum()
-    checkpoints = TrainingCheckpoints(config.output, _fingerprint(config), config.resume)
+def _fit_phases(
+    arch: Architecture,
+    config: TrainConfig,
+    model: Any,
+    data: tuple[Any, Any],
+    prior: np.ndarray,
+    checkpoints: TrainingCheckpoints,
+    steps_per_epoch: int,
+) -> None:
+    """Train each phase of ``arch`` not yet finished by a resumed run, and leave ``model``
+    holding the best epoch of them all."""
+    train_ds, val_ds = data
     state = checkpoints.state
-    class_weight = _class_weights(config, y_train, len(labels))
-    train_ds = _dataset(
-        encoder.encode(train_clean, max_length),
-        y_train,
-        class_weight[y_train],
-        config.batch_size,
-        config.seed,
-        skip_epochs=len(state["history"]),
-    )
-    val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
-    val_ds = _dataset(val_seqs, y_val, class_weight[y_val], 256, None)
     if checkpoints.resumed:
         checkpoints.restore("latest", model)
-    steps_per_epoch = -(-len(train_set) // config.batch_size)
     for index, phase in enumerate(arch.phases):
         if index < state["phase"]:
             continue
@@ -375,7 +363,65 @@ def train(config: TrainConfig) -> TrainResult:
         state |= {"phase": index + 1, "epoch": 0}
         checkpoints.save(model, None, improved=False, best=best)
     checkpoints.restore("best", model)
-    history = state["history"]
+
+
+def _calibrate(
+    bundle: Bundle, config: TrainConfig, val_set: Labelled, y_val: np.ndarray, prior: np.ndarray
+) -> EvalReport:
+    """Choose the prior power on the validation set, store it in the bundle's manifest,
+    and evaluate the calibrated model there (its report's summary goes in the manifest)."""
+    manifest = bundle.manifest
+    raw = Predictor(bundle).predict_proba(val_set.texts)
+    power, _ = _choose_prior_power(raw, y_val, prior)
+    log.info("prior power %.1f chosen on the validation set", power)
+    manifest.calibration = {
+        "label_prior": [round(float(p), 6) for p in prior],
+        "prior_power": power,
+        "chosen_on": "validation macro-F1",
+    }
+    # Exactly what the Predictor does with the stored calibration, without rerunning the model.
+    probs = adjust_to_prior(raw, manifest.calibration["label_prior"], power)
+    names = " + ".join(path.name for path in config.data)
+    dataset_name = config.val.name if config.val else f"{names} (held-out split)"
+    report = evaluate_probs(val_set.labels, probs, bundle.manifest.labels, dataset_name)
+    manifest.metrics = report.summary()
+    return report
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.architecture`` and write its bundle and reports to ``config.output``."""
+    started = time.perf_counter()
+    arch = get_architecture(config.architecture)
+    check_new_bundle_dir(config.output, config.force)
+    train_set, val_set, labels, file_rows = _training_sets(config)
+    y_train, y_val = label_indices(train_set, labels), label_indices(val_set, labels)
+
+    keras.utils.set_random_seed(config.seed)
+    params = config.settings(arch.name, arch.defaults)
+    max_length = int(params["max_length"])
+    train_clean = clean_texts(train_set.texts)
+    params["max_length"] = max_length
+    encoder, init_weights = get_family(arch.family).prepare()(config, train_clean, params)
+    model = arch.build(params, len(labels))
+    init_weights(model)
+
+    prior = np.bincount(y_train, minlength=len(labels)) + 1.0
+    prior /= prior.sum()
+    checkpoints = TrainingCheckpoints(config.output, _fingerprint(config), config.resume)
+    class_weight = _class_weights(config, y_train, len(labels))
+    train_ds = _dataset(
+        encoder.encode(train_clean, max_length),
+        y_train,
+        class_weight[y_train],
+        config.batch_size,
+        config.seed,
+        skip_epochs=len(checkpoints.state["history"]),
+    )
+    val_seqs = encoder.encode(clean_texts(val_set.texts), max_length)
+    val_ds = _dataset(val_seqs, y_val, class_weight[y_val], 256, None)
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    _fit_phases(arch, config, model, (train_ds, val_ds), prior, checkpoints, steps_per_epoch)
+    history = checkpoints.state["history"]
     if config.weights_dtype == "float16":
         round_to_float16(model)
     set_pretrained_trainable(model, True)  # the weight order of a freshly built model
@@ -393,20 +439,7 @@ def train(config: TrainConfig) -> TrainResult:
         },
     )
     bundle = Bundle(config.output, manifest, model_weights(model), encoder, model)
-    raw = Predictor(bundle).predict_proba(val_set.texts)
-    power, _ = _choose_prior_power(raw, y_val, prior)
-    log.info("prior power %.1f chosen on the validation set", power)
-    manifest.calibration = {
-        "label_prior": [round(float(p), 6) for p in prior],
-        "prior_power": power,
-        "chosen_on": "validation macro-F1",
-    }
-    # Exactly what the Predictor does with the stored calibration, without rerunning the model.
-    probs = adjust_to_prior(raw, manifest.calibration["label_prior"], power)
-    names = " + ".join(path.name for path in config.data)
-    dataset_name = config.val.name if config.val else f"{names} (held-out split)"
-    report = evaluate_probs(val_set.labels, probs, labels, dataset_name)
-    manifest.metrics = report.summary()
+    report = _calibrate(bundle, config, val_set, y_val, prior)
     save_bundle(config.output, manifest, model, encoder, config.weights_dtype)
     (config.output / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     _plot_history(history, config.output / "curves.png")

@@ -21,6 +21,7 @@ scikit-learn is imported here, at training time only; scoring never imports it.
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from emoji_batch.bundle import (
 from emoji_batch.calibration import FOLDS, cross_fitted, fit_biases, with_biases
 from emoji_batch.cleaning import CLEANING_VERSION, clean_texts
 from emoji_batch.dataset import (
+    Labelled,
     check_labels,
     keep_labels,
     label_indices,
@@ -46,6 +48,7 @@ from emoji_batch.dataset import (
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
 from emoji_batch.extras import require
+from emoji_batch.labels import Label
 from emoji_batch.ngram import BIAS, IDF, TABLE, NgramEncoder
 from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
@@ -184,6 +187,76 @@ def fit_label_biases(
     return np.asarray(fit_biases(probs, y), dtype=np.float32), scores
 
 
+def _read_sets(config: TrainConfig, val: Path) -> tuple[Labelled, list[int], list[Label], Labelled]:
+    """The training data with each file's row count, its labels, and the rows of ``val``
+    with labels the model predicts."""
+    data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
+    labels = labels_for(config, data)
+    check_labels(data, labels)
+    val_all = read_labelled(val, config.text_column, config.label_column)
+    check_labels(val_all, labels)
+    return data, file_rows, labels, keep_labels(val_all, [label.id for label in labels])
+
+
+def _fit_solver(
+    config: TrainConfig, params: dict[str, Any], name: str, cleaned: list[str], y: np.ndarray
+) -> tuple[NgramEncoder, np.ndarray, Any]:
+    """The n-gram encoder and idf found on the training texts, and the solver fitted on
+    their features."""
+    encoder, idf = NgramEncoder.fit_settings(cleaned, params, name)
+    log.info("%d n-grams in >= %d texts", len(encoder) - 1, params["min_df"])
+    x = features(encoder, idf, cleaned, int(params["max_length"]))
+    solver = _solver(params, config.class_weight, config.seed)
+    log.info("fitting %s on %d x %d", type(solver).__name__, *x.shape)
+    solver.fit(x, y)
+    return encoder, idf, solver
+
+
+def _calibrate(
+    margins: np.ndarray, y_val: np.ndarray, prior: np.ndarray, config: TrainConfig, val: Path
+) -> tuple[float, float, np.ndarray | None, dict[str, float]]:
+    """Temperature and prior power fitted on the validation margins, then per-label
+    biases kept only if they raise the cross-fitted macro-F1 there (with both figures)."""
+    temperature, power, _ = fit_calibration(margins, y_val, prior)
+    log.info("temperature %.3f, prior power %.1f chosen on %s", temperature, power, val.name)
+    val_probs = adjust_to_prior(softmax(margins / temperature), prior, power)
+    offsets, crossed = fit_label_biases(val_probs, y_val, config.seed)
+    log.info(
+        "cross-fitted macro-F1 on %s: %.2f without per-label biases, %.2f with (%s)",
+        val.name,
+        crossed["without"],
+        crossed["with"],
+        "kept" if offsets is not None else "dropped",
+    )
+    return temperature, power, offsets, crossed
+
+
+def _write_bundle(
+    config: TrainConfig, manifest: Manifest, weights: dict[str, np.ndarray], encoder: NgramEncoder
+) -> None:
+    """The bundle's weights, encoder files and manifest (its metrics still to come)."""
+    config.output.mkdir(parents=True, exist_ok=True)
+    save_weights(config.output / WEIGHTS, weights, config.weights_dtype)
+    manifest.files = {"weights": WEIGHTS, **encoder.save(config.output)}
+    write_manifest(config.output, manifest)
+
+
+def _calibration_record(
+    prior: np.ndarray, power: float, offsets: np.ndarray | None, crossed: dict[str, float]
+) -> dict[str, Any]:
+    """The manifest's ``calibration``: what ``Predictor`` applies, and how it was chosen."""
+    return {
+        "label_prior": [round(float(p), 6) for p in prior],
+        "prior_power": power,
+        "label_biases": None if offsets is None else [round(float(b), 2) for b in offsets],
+        "cross_fitted_macro_f1": crossed,
+        "chosen_on": (
+            "validation macro-F1 (power; label biases, kept if they raise the 2-fold "
+            "cross-fitted macro-F1), validation log-loss (temperature)"
+        ),
+    }
+
+
 def train_linear(config: TrainConfig) -> TrainResult:
     """Fit ``config.architecture`` (a convex n-gram model) on ``config.data``, calibrate
     and measure it on ``config.val`` and write its bundle to ``config.output``."""
@@ -197,24 +270,14 @@ def train_linear(config: TrainConfig) -> TrainResult:
         raise InputError(f"{arch.name}: loss must be one of {LOSSES}, not {params['loss']!r}")
     check_new_bundle_dir(config.output, config.force)
 
-    data, file_rows = read_labelled_files(config.data, config.text_column, config.label_column)
-    labels = labels_for(config, data)
-    check_labels(data, labels)
-    val_all = read_labelled(config.val, config.text_column, config.label_column)
-    check_labels(val_all, labels)
-    val_set = keep_labels(val_all, [label.id for label in labels])
+    data, file_rows, labels, val_set = _read_sets(config, config.val)
     y, y_val = label_indices(data, labels), label_indices(val_set, labels)
     prior = (np.bincount(y, minlength=len(labels)) + 1.0) / (len(y) + len(labels))
 
     cleaned = clean_texts(data.texts)
-    encoder, idf = NgramEncoder.fit_settings(cleaned, params, arch.name)
-    max_length = int(params["max_length"])
-    log.info("%d n-grams in >= %d texts", len(encoder) - 1, params["min_df"])
-    x = features(encoder, idf, cleaned, max_length)
-    solver = _solver(params, config.class_weight, config.seed)
-    log.info("fitting %s on %d x %d", type(solver).__name__, *x.shape)
-    solver.fit(x, y)
+    encoder, idf, solver = _fit_solver(config, params, arch.name, cleaned, y)
     fitted_seconds = time.perf_counter() - started
+    max_length = int(params["max_length"])
     table = np.zeros((len(encoder), len(labels)), dtype=np.float32)
     table[:] = solver.coef_.T
     kept = _prune(table, int(params["max_features"]))
@@ -224,16 +287,8 @@ def train_linear(config: TrainConfig) -> TrainResult:
     log.info("kept %d of %d n-grams", len(kept) - 1, len(solver.coef_[0]))
 
     margins = features(encoder, idf, clean_texts(val_set.texts), max_length) @ table + bias
-    temperature, power, _ = fit_calibration(np.asarray(margins), y_val, prior)
-    log.info("temperature %.3f, prior power %.1f chosen on %s", temperature, power, config.val.name)
-    val_probs = adjust_to_prior(softmax(np.asarray(margins) / temperature), prior, power)
-    offsets, crossed = fit_label_biases(val_probs, y_val, config.seed)
-    log.info(
-        "cross-fitted macro-F1 on %s: %.2f without per-label biases, %.2f with (%s)",
-        config.val.name,
-        crossed["without"],
-        crossed["with"],
-        "kept" if offsets is not None else "dropped",
+    temperature, power, offsets, crossed = _calibrate(
+        np.asarray(margins), y_val, prior, config, config.val
     )
     params |= {
         "n_features": len(encoder),
@@ -256,21 +311,9 @@ def train_linear(config: TrainConfig) -> TrainResult:
             "solver": type(solver).__name__,
             "fit_seconds": round(fitted_seconds, 1),
         },
-        calibration={
-            "label_prior": [round(float(p), 6) for p in prior],
-            "prior_power": power,
-            "label_biases": None if offsets is None else [round(float(b), 2) for b in offsets],
-            "cross_fitted_macro_f1": crossed,
-            "chosen_on": (
-                "validation macro-F1 (power; label biases, kept if they raise the 2-fold "
-                "cross-fitted macro-F1), validation log-loss (temperature)"
-            ),
-        },
+        calibration=_calibration_record(prior, power, offsets, crossed),
     )
-    config.output.mkdir(parents=True, exist_ok=True)
-    save_weights(config.output / WEIGHTS, weights, config.weights_dtype)
-    manifest.files = {"weights": WEIGHTS, **encoder.save(config.output)}
-    write_manifest(config.output, manifest)
+    _write_bundle(config, manifest, weights, encoder)
     # Measured through the bundle as written (float16 weights rounded), as `evaluate` does.
     probs = Predictor(load_bundle(config.output)).predict_proba(val_set.texts)
     report = evaluate_probs(val_set.labels, probs, labels, config.val.name)

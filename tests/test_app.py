@@ -25,7 +25,7 @@ from emoji_batch.errors import InputError
 from emoji_batch.loading import load_predictor
 from emoji_batch.position import load_position_model
 from emoji_batch.tweet import TweetPrediction, predict_tweets
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 TWEET = "merry christmas everyone"
 

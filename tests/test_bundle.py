@@ -9,7 +9,7 @@ import pytest
 
 from emoji_batch.bundle import load_bundle, read_manifest
 from emoji_batch.errors import ModelError
-from tests.conftest import PROBE_TEXTS
+from tests.helpers import PROBE_TEXTS
 
 TEXTS = PROBE_TEXTS
 

@@ -7,7 +7,7 @@ from typer.main import get_command
 
 from emoji_batch import errors
 from emoji_batch.cli import app
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def command_paths() -> list[list[str]]:

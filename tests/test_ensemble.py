@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 
 from emoji_batch.bundle import load_bundle
-from emoji_batch.ensemble import EnsemblePredictor, Mix, fit_mix, load_ensemble
+from emoji_batch.ensemble import EnsemblePredictor, Mix, load_ensemble
+from emoji_batch.ensemble_fit import fit_mix
 from emoji_batch.evaluation import macro_f1
 from emoji_batch.predict import Predictor
-from tests.conftest import run_cli, train_args
+from tests.helpers import run_cli, train_args
 
 TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
 

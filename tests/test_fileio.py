@@ -58,7 +58,7 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_duplicate_and_reserved_column_names_are_refused_with_exit_2(
     tmp_path: Path, names: list[str], message: str, fmt: str, capsys
 ) -> None:
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     path = tmp_path / f"in.{fmt}"
     if fmt == "parquet":

@@ -11,7 +11,7 @@ import pytest
 
 from emoji_batch.errors import EXIT_FILES_FAILED
 from emoji_batch.folders import STATE
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SAMPLE = Path(__file__).parent.parent / "sample_data"
 

@@ -15,7 +15,7 @@ from emoji_batch.errors import ModelError
 from emoji_batch.ngram import NgramEncoder, _vectorizer
 from emoji_batch.predict import Predictor, pad_batch
 from emoji_batch.runtimes import NgramRuntime
-from tests.conftest import run_cli, train_args
+from tests.helpers import run_cli, train_args
 
 # Short and one-letter words, emoji outside the BMP, repeats, odd whitespace, nothing.
 TEXTS = [

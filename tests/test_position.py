@@ -14,7 +14,6 @@ from emoji_batch.errors import ModelError
 from emoji_batch.position import (
     KIND,
     PositionModel,
-    fit_position_model,
     insert_emoji,
     load_position_model,
     marked_gaps,
@@ -22,7 +21,8 @@ from emoji_batch.position import (
     rule_before_trailing,
     rule_end,
 )
-from tests.conftest import run_cli
+from emoji_batch.position_fit import fit_position_model
+from tests.helpers import run_cli
 
 M = "\ufe0f"
 TREE = "🎄"

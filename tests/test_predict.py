@@ -15,7 +15,7 @@ from emoji_batch.loading import load_predictor
 from emoji_batch.position import insert_emoji, load_position_model
 from emoji_batch.scoring import INVALID_UTF8_REASON
 from emoji_batch.tweet import predict_tweets
-from tests.conftest import modules_loaded_by, run_cli
+from tests.helpers import modules_loaded_by, run_cli
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "tweets.csv"
 

@@ -18,7 +18,7 @@ from emoji_batch.bundle import Bundle, load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
 from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
-from tests.conftest import make_rows, modules_loaded_by, run_cli, train_args, write_labelled
+from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args, write_labelled
 
 TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
 

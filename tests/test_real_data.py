@@ -47,7 +47,7 @@ def test_fine_tune_packaged_minilm_on_real_rows(tmp_path: Path) -> None:
     """Opt-in (``pytest -m slow``): fine-tune the packaged MiniLM on 300 real tweets."""
     import polars as pl
 
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     rows = pl.read_csv(DATA / "Train.csv", infer_schema=False).head(300)
     rows.write_csv(tmp_path / "train300.csv")

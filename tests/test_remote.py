@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emoji_batch import scoring
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data"

@@ -1,13 +1,9 @@
-"""Unattended runs: bad rows, bad files, bad models, locks, logs, stdin/stdout, resume."""
+"""Unattended runs: bad rows, bad files, bad models, locks, logs, stdin/stdout (``--resume``
+is tests/test_resume.py)."""
 
 import json
-import os
 import pickle
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emoji_batch.output import output_lock
-from tests.conftest import run_cli
+from tests.helpers import run_cli, run_cli_process
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data"
@@ -243,25 +239,13 @@ def test_json_logs(tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert error["event"] == "error" and error["exit_code"] == 2 and "--force" in error["message"]
 
 
-# --- subprocesses: stdin/stdout, kill and resume ---------------------------------------
-
-
-def cli(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "emoji_batch", *map(str, args)],
-        capture_output=True,
-        env=env,
-        timeout=300,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
+# --- subprocesses: stdin/stdout ---------------------------------------------------------
 
 
 def test_stdin_to_stdout_pipeline(tmp_path: Path) -> None:
     """With the shipped NumPy default: no TensorFlow to import in the subprocess."""
     data = (SAMPLE / "tweets.csv").read_bytes()
-    piped = cli("score", "-", "-o", "-", input=data)
+    piped = run_cli_process("score", "-", "-o", "-", input=data)
     assert piped.returncode == 0, piped.stderr.decode()
     assert score([SAMPLE / "tweets.csv", "-o", tmp_path / "file.csv"]) == 0
     assert piped.stdout == (tmp_path / "file.csv").read_bytes()
@@ -269,84 +253,8 @@ def test_stdin_to_stdout_pipeline(tmp_path: Path) -> None:
 
 def test_jsonl_stdin() -> None:
     lines = b'{"id": 1, "text": "merry christmas"}\n{"id": 2, "text": null}\n'
-    piped = cli("score", "-", "-o", "-", "--input-format", "jsonl", input=lines)
+    piped = run_cli_process("score", "-", "-o", "-", "--input-format", "jsonl", input=lines)
     assert piped.returncode == 0, piped.stderr.decode()
     rows = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2]
     assert rows[1]["score_error"] == "missing text" and rows[0]["emoji_1"]
-
-
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sample = pl.read_csv(SAMPLE / "tweets.csv", infer_schema=False)
-    big = pl.concat([sample] * 100).with_row_index("row")  # 30,000 rows
-    path = tmp_path_factory.mktemp("big") / "big.csv"
-    big.write_csv(path)
-    return path
-
-
-def test_killed_run_resumes_to_identical_output(big_csv: Path, tmp_path: Path) -> None:
-    """With the shipped NumPy default (no TensorFlow to import): a run killed midway
-    refuses to resume with other options or an input edited in place (same size), then
-    resumes to exactly what an uninterrupted run writes."""
-    inp = tmp_path / big_csv.name
-    shutil.copy(big_csv, inp)
-    out = tmp_path / "resumed.csv"
-    args = ["score", inp, "-o", out, "--resume", "--chunk-rows", 300, "--quiet"]
-    journal = tmp_path / ".resumed.csv.resume"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "emoji_batch", *map(str, args)], env=env)
-    deadline = time.monotonic() + 120
-    while len(list(journal.glob("*.arrow"))) < 3:
-        assert proc.poll() is None, "finished before it could be killed: make the input bigger"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists(), "a killed run must not leave OUTPUT"
-    done = len(list(journal.glob("*.arrow")))
-    assert 3 <= done < 100
-
-    for changed in (["--top-k", 2], ["--text-column", "lang"]):
-        refused = cli(*args, *changed)
-        assert refused.returncode == 2 and b"options changed" in refused.stderr, changed
-    original, stamp = inp.read_bytes(), inp.stat().st_mtime_ns
-    # Same size and modification time, other content: only the hash can tell.
-    inp.write_bytes(original.replace(b"dying", b"DYING", 1))
-    os.utime(inp, ns=(stamp, stamp))
-    refused = cli(*args)
-    assert refused.returncode == 2 and b"input changed" in refused.stderr
-    inp.write_bytes(original)
-    os.utime(inp, ns=(stamp, stamp))
-    assert not out.exists() and len(list(journal.glob("*.arrow"))) == done
-
-    resumed = cli(*args[:-1], "--log-format", "json")
-    assert resumed.returncode == 0, resumed.stderr.decode()
-    events = [json.loads(line) for line in resumed.stderr.decode().splitlines()]
-    assert any(e["event"] == "resume" and e["chunks"] >= done for e in events)
-    assert not journal.exists()
-
-    clean = tmp_path / "clean.csv"
-    assert cli("score", inp, "-o", clean, "--chunk-rows", 300).returncode == 0
-    assert out.read_bytes() == clean.read_bytes()
-
-
-def test_resume_with_stdin_or_stdout_is_refused(tmp_path: Path, capsys) -> None:
-    assert score(["-", "-o", tmp_path / "o.csv", "--resume"]) == 2
-    assert "--resume" in capsys.readouterr().err
-    assert score([SAMPLE / "tweets.csv", "-o", "-", "--resume"]) == 2
-    assert "--resume" in capsys.readouterr().err
-
-
-def test_resume_refuses_changed_input(
-    tiny_cnn: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    inp = tmp_path / "in.csv"
-    shutil.copy(SAMPLE / "tweets.csv", inp)
-    out = tmp_path / "o.csv"
-    journal = tmp_path / ".o.csv.resume"
-    journal.mkdir()
-    (journal / "journal.json").write_text(json.dumps({"input": {}, "model": "", "options": {}}))
-    assert score([inp, "-o", out, "--model", tiny_cnn, "--resume"]) == 2
-    assert "input, model, options changed" in capsys.readouterr().err
-    assert not out.exists()

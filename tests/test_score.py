@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SAMPLE = Path(__file__).parent.parent / "sample_data"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
 
 from emoji_batch import device
 from emoji_batch.extras import TRAIN_INSTALL, TRAIN_PACKAGES
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "tweets.parquet"

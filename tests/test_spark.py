@@ -21,7 +21,7 @@ from emoji_batch.errors import InputError
 from emoji_batch.position import PositionModel
 from emoji_batch.scoring import score_file
 from emoji_batch.spark import INSTALL_HINT, score_dataframe, score_path, spark_session
-from tests.conftest import make_rows, run_cli
+from tests.helpers import make_rows, run_cli
 
 ROOT = Path(__file__).parent.parent
 

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 from emoji_batch.bundle import DEFAULT_MODEL, shipped_models_dir
 from emoji_batch.scoring import score_file
 from emoji_batch.spark import score_dataframe, spark_session
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 

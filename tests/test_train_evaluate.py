@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from emoji_batch.bundle import MANIFEST, shipped_models_dir
-from tests.conftest import make_rows, run_cli, train_args
+from tests.helpers import make_rows, run_cli, train_args
 
 
 def test_train_writes_bundle_and_reports(tiny_cnn: Path) -> None:

@@ -13,7 +13,7 @@ from emoji_batch.evaluation import expected_calibration_error
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predict import Predictor
 from emoji_batch.train_linear import features, fit_calibration, fit_label_biases, softmax
-from tests.conftest import make_rows, modules_loaded_by, run_cli, train_args
+from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args
 
 TEXTS = ["i love you mom", "lol so funny", "merry christmas tree", "a b", ""]
 

@@ -1,20 +1,23 @@
-"""Fine-tuning options: warm-up/decay schedule, label smoothing, macro-F1 early stopping,
-float16 bundles and resuming a killed run from its per-epoch checkpoints."""
+"""Training options: warm-up/decay schedule, label smoothing, macro-F1 early stopping,
+float16 bundles, ``--class-weight balanced`` and resuming a killed run from its per-epoch
+checkpoints."""
 
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from emoji_batch import train
 from emoji_batch.bundle import load_bundle
 from emoji_batch.checkpoints import TrainingCheckpoints
 from emoji_batch.dataset import read_labelled, read_labelled_files
 from emoji_batch.fileio import file_digest
 from emoji_batch.predict import Predictor
 from emoji_batch.train import WarmupLinearDecay, _loss
-from tests.conftest import make_rows, run_cli, train_args, write_labelled
+from tests.helpers import make_rows, run_cli, train_args, write_labelled
 
 TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
 
@@ -199,3 +202,34 @@ def test_train_on_two_files_fingerprints_both_and_resume_refuses_a_changed_one(
         {"path": "second.csv", "rows": 90, "sha256": file_digest(second)},
     ]
     assert manifest["training"]["split"]["train"] == 240
+
+
+def test_class_weight_balanced_weights_rare_labels_up(
+    tiny_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each label's loss weight is n / (labels * its count): rare labels count more. The
+    weights reach every training example, and the manifest records the option."""
+    rows = [r for r in make_rows(600, 41) if r[1] == 0 or (r[1] == 1 and r[0] < "c")]
+    rows += [r for r in make_rows(120, 42) if r[1] == 2]
+    data = write_labelled(tmp_path / "skewed.csv", rows)
+    counts = np.bincount([label for _, label in rows], minlength=3)
+    assert counts[0] > 2 * counts[1] and counts[0] > 2 * counts[2]
+
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    dataset = train._dataset
+
+    def spy(seqs: list, labels: np.ndarray, weights: np.ndarray, *a: Any, **k: Any) -> Any:
+        seen.append((np.asarray(labels), np.asarray(weights)))
+        return dataset(seqs, labels, weights, *a, **k)
+
+    monkeypatch.setattr(train, "_dataset", spy)
+    out = tmp_path / "balanced"
+    args = train_args("ngram_linear", {**tiny_data, "train": data}, out, "--max-epochs", 1)
+    assert run_cli([*args, "--class-weight", "balanced", "--seed", 13]) == 0
+    expected = counts.sum() / (3 * counts)
+    (train_labels, train_weights), (val_labels, val_weights) = seen[:2]
+    assert len(train_labels) == counts.sum()
+    np.testing.assert_allclose(train_weights, expected[train_labels], rtol=1e-6)
+    np.testing.assert_allclose(val_weights, expected[val_labels], rtol=1e-6)  # same objective
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["config"]["class_weight"] == "balanced"

@@ -8,7 +8,8 @@ on Train + Extra compares with one trained on Train alone on the same tweets.
 import argparse
 from pathlib import Path
 
-from emoji_batch.position import PositionModel, accuracy, in_holdout, read_marked
+from emoji_batch.position import PositionModel
+from emoji_batch.position_fit import accuracy, in_holdout, read_marked
 
 TRAIN = Path(__file__).resolve().parent.parent.parent / "shared/data/tweeteval-emoji/Train.csv"
 

@@ -44,7 +44,7 @@ def ensemble_cli(
     `models list` treat it as one model and refuse it if a member changes.
     """
     from emoji_batch.cli import invoked_command
-    from emoji_batch.ensemble import fit_ensemble
+    from emoji_batch.ensemble_fit import fit_ensemble
 
     result = fit_ensemble(
         [resolve_model(member, models_dir) for member in members],

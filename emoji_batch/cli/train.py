@@ -53,7 +53,8 @@ def _train_position(
     """Fit the emoji-position model; refuse options given for the emoji classifiers."""
     from emoji_batch.bundle import check_new_bundle_dir
     from emoji_batch.cli import invoked_command
-    from emoji_batch.position import KIND, fit_position_model, format_metrics
+    from emoji_batch.position import KIND
+    from emoji_batch.position_fit import fit_position_model, format_metrics
 
     refuse_other_options(ctx, POSITION_OPTIONS, KIND)
     check_new_bundle_dir(output, force)

@@ -1,4 +1,4 @@
-"""Issue 13: no input row, column or value is lost or changed on the way through ``score``.
+"""No input row, column or value is lost or changed on the way through ``score``.
 
 JSON lines with blank lines, keys that come and go and types that vary; one-column CSV
 with null rows; dictionary and string_view text; and output types a format cannot hold.
@@ -24,7 +24,7 @@ from emoji_batch.bundle import load_bundle
 from emoji_batch.fileio import ChunkReader
 from emoji_batch.predict import Predictor
 from emoji_batch.scoring import ERROR_COLUMN, score_file
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def score(*args: object) -> int:

@@ -1,10 +1,9 @@
-"""A run as the shell sees it: which model it picks, the files it leaves and their modes,
-exit codes and signals, and ``--resume`` journals."""
+"""A run as the shell sees it: the files it leaves and their modes, the output lock, exit
+codes and signals. Which model a name means is tests/test_model_lookup.py; ``--resume``
+is tests/test_resume.py."""
 
 import fcntl
-import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -13,21 +12,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 import emoji_batch.cli.score
-from emoji_batch import resume
 from emoji_batch.bundle import (
-    DEFAULT_MODEL,
     load_bundle,
-    resolve_model,
     save_bundle,
-    shipped_models_dir,
 )
 from emoji_batch.errors import InputError, LockedError
 from emoji_batch.output import output_lock
-from tests.conftest import run_cli, train_args
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data" / "tweets.csv"
@@ -55,16 +49,6 @@ def current_umask() -> int:
     return mask
 
 
-@pytest.fixture(scope="module")
-def cnn_bundle(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny GloVe CNN, trained like any bundle: these tests load a model a dozen times,
-    and it loads in a fraction of a second where a BiLSTM takes seconds to build."""
-    out = tmp_path_factory.mktemp("process") / "tiny_cnn"
-    args = train_args("glove_cnn", tiny_data, out, "--max-epochs", 1, "--batch-size", 32)
-    assert run_cli(args) == 0
-    return out
-
-
 @pytest.fixture
 def umask_002() -> Iterator[None]:
     previous = os.umask(0o002)
@@ -72,58 +56,6 @@ def umask_002() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
-
-
-@pytest.fixture
-def sigterm_guard() -> Iterator[None]:
-    """Keep an unhandled SIGTERM from killing pytest: it fails the test instead."""
-
-    def unhandled(signum: int, frame: object) -> None:
-        raise AssertionError("SIGTERM reached the test's own handler")
-
-    previous = signal.signal(signal.SIGTERM, unhandled)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-# --- model lookup: the shipped default is never replaced by a local bundle --------------
-
-
-@pytest.fixture
-def local_default(cnn_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A local bundle named like the shipped default, in ``./models`` of the repo root."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("EMOJI_BATCH_MODELS", raising=False)
-    return Path(shutil.copytree(cnn_bundle, tmp_path / "models" / DEFAULT_MODEL))
-
-
-def test_no_model_means_the_shipped_default(local_default: Path) -> None:
-    assert resolve_model(None, None) == shipped_models_dir() / DEFAULT_MODEL
-    assert resolve_model(DEFAULT_MODEL, None).resolve() == local_default.resolve()
-
-
-def test_models_list_shows_the_clash(
-    local_default: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run_cli(["models", "list"]) == 0
-    entries = capsys.readouterr().out.split(f"\n{DEFAULT_MODEL}")
-    assert len(entries) == 2, "both bundles of the default's name are listed"
-    local, shipped = entries
-    assert "shadows" in local.splitlines()[0] and "default" not in local.splitlines()[0]
-    assert "[default" in shipped.splitlines()[0]
-    assert str(shipped_models_dir() / DEFAULT_MODEL) in shipped
-
-
-def test_named_local_bundle_that_shadows_a_shipped_one_is_warned_about(
-    local_default: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "o.csv"
-    assert score([SAMPLE, "-o", out, "--model", DEFAULT_MODEL, "--quiet"]) == 0
-    (warning,) = error_lines(capsys.readouterr().err)
-    assert warning.startswith("warning: ") and "shadows the shipped" in warning
-    assert str(Path("models") / DEFAULT_MODEL) in warning
 
 
 # --- file modes: 0666 less the umask for new files; an overwritten file keeps its mode --
@@ -202,14 +134,6 @@ def test_read_only_output_directory_is_a_usage_error(
     assert error.startswith("error: ") and str(read_only_dir) in error
     assert "unexpected" not in error
     assert not out.exists()
-
-
-def test_output_format_follows_input_format(cnn_bundle: Path, tmp_path: Path) -> None:
-    inp = tmp_path / "tweets.txt"
-    shutil.copy(SAMPLE, inp)
-    assert score([inp, "--input-format", "csv", "--model", cnn_bundle, "--quiet"]) == 0
-    result = pl.read_csv(tmp_path / "tweets.scored.txt", infer_schema=False)
-    assert result.height == 300 and "emoji_1" in result.columns
 
 
 # --- the output lock: removed on every exit, only by its holder -------------------------
@@ -338,91 +262,6 @@ def test_sigterm_removes_temporary_and_lock_files(cnn_bundle: Path, tmp_path: Pa
     assert names(out_dir) == []
 
 
-# --- --resume journals, run in this process ---------------------------------------------
-
-
-def _stop_after_second_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGTERM this process once the journal holds two chunks."""
-    save = resume.Journal.save
-
-    def save_then_stop(journal: resume.Journal, index: int, table: object) -> None:
-        save(journal, index, table)  # type: ignore[arg-type]
-        if index == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(10)
-
-    monkeypatch.setattr(resume.Journal, "save", save_then_stop)
-
-
-def test_resume_journal_survives_sigterm_and_refuses_changes(
-    cnn_bundle: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    sigterm_guard: None,
-) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    inp = work / "in.csv"
-    shutil.copy(SAMPLE, inp)
-    out = work / "o.csv"
-    args = [inp, "-o", out, "--resume", "--chunk-rows", 50, "--quiet"]
-    with monkeypatch.context() as patched:
-        _stop_after_second_chunk(patched)
-        assert score([*args, "--model", cnn_bundle]) == 143
-    assert error_lines(capsys.readouterr().err) == ["error: terminated (SIGTERM)"]
-    journal = work / ".o.csv.resume"
-    assert names(work) == [".o.csv.resume", "in.csv"]
-    assert names(journal) == ["0000000.arrow", "0000001.arrow", "journal.json"]
-
-    other_model = Path(shutil.copytree(cnn_bundle, tmp_path / "other_model"))
-    manifest = json.loads((other_model / "manifest.json").read_text())
-    (other_model / "manifest.json").write_text(json.dumps({**manifest, "created": "later"}))
-    for changed, what in [
-        (["--model", cnn_bundle, "--chunk-rows", 60], "options"),
-        (["--model", other_model], "model"),
-    ]:
-        assert score([*args, *changed]) == 2
-        (error,) = error_lines(capsys.readouterr().err)
-        assert f"{what} changed since the interrupted run" in error
-    with open(inp, "a", encoding="utf-8") as fh:
-        fh.write('301,"one more tweet","en","2026-11-21T00:00:00Z"\n')
-    assert score([*args, "--model", cnn_bundle]) == 2
-    assert "input changed since the interrupted run" in capsys.readouterr().err
-    assert names(work) == [".o.csv.resume", "in.csv"]
-    assert len(list(journal.iterdir())) == 3
-
-
-def test_resume_directory_without_journal_starts_over(cnn_bundle: Path, tmp_path: Path) -> None:
-    """A run killed between creating the directory and writing journal.json."""
-    journal = tmp_path / ".o.csv.resume"
-    journal.mkdir()
-    (journal / "journal.json.tmp").write_text("{")
-    (journal / "0000000.arrow").write_bytes(b"not arrow")
-    out = tmp_path / "o.csv"
-    args = [SAMPLE, "--model", cnn_bundle, "--chunk-rows", 50, "--quiet"]
-    assert score([*args, "-o", out, "--resume"]) == 0
-    assert score([*args, "-o", tmp_path / "clean.csv"]) == 0
-    assert out.read_bytes() == (tmp_path / "clean.csv").read_bytes()
-    assert names(tmp_path) == ["clean.csv", "o.csv"]
-
-
-@pytest.mark.parametrize("damage", ["corrupt journal", "file in its place"])
-def test_damaged_resume_journal_is_a_usage_error(
-    cnn_bundle: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    journal = tmp_path / ".o.csv.resume"
-    if damage == "corrupt journal":
-        journal.mkdir()
-        (journal / "journal.json").write_text('{"input": ')
-    else:
-        journal.write_text("")
-    args = [SAMPLE, "--model", cnn_bundle, "--quiet", "-o", tmp_path / "o.csv", "--resume"]
-    assert score(args) == 2
-    assert "cannot resume" in capsys.readouterr().err
-    assert not (tmp_path / "o.csv").exists()
-
-
 def test_ragged_csv_exits_2_every_time(tmp_path: Path) -> None:
     """Arrow's reader threads let go of the Python objects they were lent (the stream, its
     blocks, the ragged-row handler) before the interpreter shuts down: never ``terminate
@@ -443,37 +282,6 @@ def test_ragged_csv_exits_2_every_time(tmp_path: Path) -> None:
         )
         assert (run.returncode, error_lines(run.stderr)) == (2, expected)
     assert names(tmp_path) == ["r.csv"]
-
-
-def test_resume_refuses_a_changed_position_model(
-    cnn_bundle: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    sigterm_guard: None,
-) -> None:
-    """--insert output depends on the position model too: a rerun with another one would
-    place the emoji of the resumed chunks differently from the rest."""
-    models = tmp_path / "models"
-    position = Path(
-        shutil.copytree(shipped_models_dir() / "emoji_position", models / "emoji_position")
-    )
-    work = tmp_path / "work"
-    work.mkdir()
-    inp = work / "in.csv"
-    shutil.copy(SAMPLE, inp)
-    args = [inp, "-o", work / "o.csv", "--model", cnn_bundle, "--models-dir", models]
-    args += ["--insert", "--resume", "--chunk-rows", 50, "--quiet"]
-    with monkeypatch.context() as patched:
-        _stop_after_second_chunk(patched)
-        assert score(args) == 143
-    capsys.readouterr()
-    weights = json.loads((position / "weights.json").read_text())
-    (position / "weights.json").write_text(json.dumps({**weights, "intercept": 1.0}))
-    assert score(args) == 2
-    (error,) = [line for line in error_lines(capsys.readouterr().err) if line.startswith("error:")]
-    assert "position model changed since the interrupted run" in error
-    assert names(work) == [".o.csv.resume", "in.csv"]
 
 
 @pytest.mark.parametrize("command", ["predict", "score"])
