@@ -361,7 +361,7 @@ def run_onnxruntime(model: str, data: Path) -> dict[str, Any]:
 
     from emoji_batch.bundle import bundle_file, read_manifest, resolve_model
     from emoji_batch.families import get_family
-    from emoji_batch.predict import pad_batch
+    from emoji_batch.predictor import pad_batch
 
     size = get_family("bert").batch_size
     bundle_dir = resolve_model(model, None)
@@ -392,7 +392,7 @@ def run_onnxruntime(model: str, data: Path) -> dict[str, Any]:
 def _top1(bundle: Any, probs: list[Any]) -> list[int]:
     """Top-1 output positions after the calibration of ``bundle`` (a bundle or its
     manifest), as emoji-batch decides."""
-    from emoji_batch.predict import adjust_to_prior
+    from emoji_batch.predictor import adjust_to_prior
 
     joined = np.concatenate(probs)
     calibration = getattr(bundle, "manifest", bundle).calibration

@@ -19,7 +19,7 @@ from emoji_batch import bert_onnx
 from emoji_batch.bundle import load_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 

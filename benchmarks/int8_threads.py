@@ -23,7 +23,7 @@ from emoji_batch.bundle import bundle_file, load_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.device import REPORTED_CPU_FLAGS, cpu_flags
 from emoji_batch.families import get_family
-from emoji_batch.predict import pad_batch
+from emoji_batch.predictor import pad_batch
 from emoji_batch.runtimes import Int8Runtime, threads
 
 ROOT = Path(__file__).resolve().parent.parent

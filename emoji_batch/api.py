@@ -22,7 +22,7 @@ from emoji_batch.labels import Label
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.options import ScoreOptions
 from emoji_batch.position import PositionModel, load_position_model
-from emoji_batch.predict import PrecisionChoice
+from emoji_batch.predictor import PrecisionChoice
 from emoji_batch.scoring import (
     finish_chunk,
     output_schema,

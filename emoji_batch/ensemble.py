@@ -18,11 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from emoji_batch.bundle import (
-    Bundle,
-    bundle_files,
-    load_bundle,
-)
+from emoji_batch.bundle import Bundle, bundle_digest, bundle_files, load_bundle
 from emoji_batch.calibration import with_biases
 from emoji_batch.cleaning import CLEANING_VERSIONS, clean_texts
 from emoji_batch.errors import InputError, ModelError
@@ -35,7 +31,7 @@ from emoji_batch.manifests import (
     manifest_kind,
     read_json_object,
 )
-from emoji_batch.predict import (
+from emoji_batch.predictor import (
     REDUCED,
     PrecisionChoice,
     Predictor,
@@ -130,10 +126,6 @@ def check_same_labels(bundles: Sequence[Bundle], where: Path) -> None:
             )
 
 
-def member_digest(bundle: Bundle) -> str:
-    return file_digest(*bundle_files(bundle))
-
-
 def members_label_prior(bundles: Sequence[Bundle]) -> np.ndarray:
     """The training label prior the members recorded (uniform if none did)."""
     for bundle in bundles:
@@ -178,7 +170,7 @@ def load_ensemble(directory: Path, data: dict[str, Any] | None = None) -> Ensemb
         if not (member / MANIFEST).is_file():
             raise ModelError(f"{directory}: member {spec['path']} is missing ({member})")
         bundle = load_bundle(member)
-        if member_digest(bundle) != spec["sha256"]:
+        if bundle_digest(bundle) != spec["sha256"]:
             raise ModelError(
                 f"{directory}: member {spec['path']} changed since the ensemble was fitted; "
                 "refit it with `emoji-batch ensemble`"

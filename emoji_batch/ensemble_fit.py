@@ -6,7 +6,6 @@ this module is the ``ensemble`` command's, with the training install's dependenc
 """
 
 import itertools
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emoji_batch import __version__
-from emoji_batch.bundle import Bundle, check_new_bundle_dir, load_bundle
+from emoji_batch.bundle import Bundle, bundle_digest, check_new_bundle_dir, load_bundle
 from emoji_batch.calibration import FOLDS, cross_fitted, fit_biases
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import Labelled, keep_labels, label_indices, read_labelled
@@ -32,16 +31,15 @@ from emoji_batch.ensemble import (
     check_same_cleaning,
     check_same_labels,
     is_ensemble,
-    member_digest,
     members_label_prior,
 )
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, macro_f1, write_report
 from emoji_batch.extras import require
-from emoji_batch.fileio import atomic_output, file_digest
+from emoji_batch.fileio import file_digest, write_json
 from emoji_batch.labels import Label
 from emoji_batch.manifests import MANIFEST
-from emoji_batch.predict import (
+from emoji_batch.predictor import (
     PRIOR_POWERS,
     PrecisionChoice,
     Predictor,
@@ -192,7 +190,7 @@ def _ensemble_manifest(
             {
                 "name": bundle.name,
                 "path": os.path.relpath(Path(m).resolve(), output.resolve()),
-                "sha256": member_digest(bundle),
+                "sha256": bundle_digest(bundle),
                 "architecture": bundle.manifest.architecture,
                 "weight": w,
                 "precision": fitting.precisions[bundle.name],
@@ -325,6 +323,5 @@ def fit_ensemble(
         _Fitting(data, len(inside), seed, cleaning, labels, precisions, member_f1, prior, command),
     )
     write_report(report, output / "evaluation")
-    with atomic_output(output / MANIFEST, force=True) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(output / MANIFEST, manifest)
     return EnsembleResult(output, mix, report, member_f1)

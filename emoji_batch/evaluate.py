@@ -13,7 +13,7 @@ from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.extras import require
 from emoji_batch.loading import load_predictor
 from emoji_batch.manifests import record_evaluation
-from emoji_batch.predict import PrecisionChoice
+from emoji_batch.predictor import PrecisionChoice
 from emoji_batch.remote import RemoteFile, fetched, locate
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from emoji_batch.device import DeviceChoice, resolve_device
 from emoji_batch.ensemble import EnsemblePredictor, load_ensemble
 from emoji_batch.labels import Label
 from emoji_batch.manifests import CLASSIFIER, ENSEMBLE, MANIFEST, read_json_object
-from emoji_batch.predict import PrecisionChoice, Predictor, resolve_precision
+from emoji_batch.predictor import PrecisionChoice, Predictor, resolve_precision
 
 
 class AnyPredictor(Protocol):
-    """What every predictor answers: a bundle's :class:`~emoji_batch.predict.Predictor`
+    """What every predictor answers: a bundle's :class:`~emoji_batch.predictor.Predictor`
     and an :class:`~emoji_batch.ensemble.EnsemblePredictor` alike."""
 
     @property

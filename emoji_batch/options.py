@@ -15,7 +15,7 @@ from typing import Any
 from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import InputError
 from emoji_batch.fileio import FileFormat
-from emoji_batch.predict import PrecisionChoice
+from emoji_batch.predictor import PrecisionChoice
 
 DEFAULT_CHUNK_ROWS = 50_000
 

@@ -262,7 +262,7 @@ class PositionModel:
     def save(self, directory: Path) -> None:
         """Write ``weights.json`` and then ``manifest.json`` (last: a bundle is whole or
         absent)."""
-        from emoji_batch.fileio import atomic_output
+        from emoji_batch.fileio import write_json
 
         directory.mkdir(parents=True, exist_ok=True)
         weights = {"intercept": self.intercept, "weights": dict(sorted(self.weights.items()))}
@@ -276,8 +276,7 @@ class PositionModel:
             "files": {"weights": WEIGHTS},
         }
         for name, data in ((WEIGHTS, weights), (MANIFEST, manifest)):
-            with atomic_output(directory / name, force=True) as tmp:
-                tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
+            write_json(directory / name, data, indent=1)
 
     @classmethod
     def load(cls, directory: Path) -> "PositionModel":

@@ -16,6 +16,7 @@ import numpy as np
 
 from emoji_batch.errors import InputError
 from emoji_batch.extras import require
+from emoji_batch.fileio import file_fingerprint
 from emoji_batch.position import CLEANING_NOTE, RULES, PositionModel, gap_features, marked_gaps
 
 
@@ -131,11 +132,13 @@ def _data_record(
     """The manifest's ``training_data`` and ``validation_data``: each file identified."""
     return {
         "training_data": [
-            _fingerprint(path, rows, len(part))
+            file_fingerprint(path, rows, marked_tweets=len(part))
             for path, (part, rows) in zip(train_paths, parts, strict=True)
         ],
         "validation_data": (
-            _fingerprint(val_path, val_rows, metrics["val"]["n"]) if val_path is not None else None
+            file_fingerprint(val_path, val_rows, marked_tweets=metrics["val"]["n"])
+            if val_path is not None
+            else None
         ),
     }
 
@@ -206,13 +209,6 @@ def fit_position_model(
         "n_features": len(model.weights),
     }
     return model, metrics
-
-
-def _fingerprint(path: Path, rows: int, marked: int) -> dict[str, Any]:
-    """Identify a data file by name, row count, marked tweets and content hash."""
-    from emoji_batch.fileio import file_digest
-
-    return {"path": path.name, "rows": rows, "marked_tweets": marked, "sha256": file_digest(path)}
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ from emoji_batch.errors import ModelError, QuantizationRejected
 from emoji_batch.evaluation import evaluate_probs
 from emoji_batch.extras import KERAS, require
 from emoji_batch.fileio import atomic_output
-from emoji_batch.predict import REDUCED, Precision, Predictor, top2_margin
+from emoji_batch.predictor import REDUCED, Precision, Predictor, top2_margin
 from emoji_batch.runtimes import IDS, WIDTH_SIGNATURE
 from emoji_batch.tflite_edit import float_embedding_tables
 

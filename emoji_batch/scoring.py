@@ -35,7 +35,7 @@ from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.options import ScoreOptions
 from emoji_batch.output import OutputTarget
 from emoji_batch.position import PositionModel, insert_emoji, load_position_model
-from emoji_batch.predict import top_k
+from emoji_batch.predictor import top_k
 from emoji_batch.remote import Location, RemoteFile, locate
 from emoji_batch.resume import Journal, input_fingerprint
 

@@ -1,7 +1,7 @@
 """Train a registered architecture on labelled tweets and write a bundle.
 
 Writes the bundle plus ``history.json``, ``curves.png`` and an evaluation report of
-the validation set, scored through the same :class:`~emoji_batch.predict.Predictor`
+the validation set, scored through the same :class:`~emoji_batch.predictor.Predictor`
 that ``score`` uses, so the recorded metrics are the ones a user reproduces.
 """
 
@@ -45,7 +45,7 @@ from emoji_batch.families import get_family
 from emoji_batch.fileio import file_digest
 from emoji_batch.labels import Label
 from emoji_batch.networks import set_pretrained_trainable
-from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
+from emoji_batch.predictor import PRIOR_POWERS, Predictor, adjust_to_prior, pad_batch
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
 
 tf = tensorflow()

@@ -50,7 +50,7 @@ from emoji_batch.evaluation import evaluate_probs, macro_f1, write_report
 from emoji_batch.extras import require
 from emoji_batch.labels import Label
 from emoji_batch.ngram import BIAS, IDF, TABLE, NgramEncoder
-from emoji_batch.predict import PRIOR_POWERS, Predictor, adjust_to_prior
+from emoji_batch.predictor import PRIOR_POWERS, Predictor, adjust_to_prior
 from emoji_batch.train_config import TrainConfig, TrainResult, labels_for
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import polars as pl
 from emoji_batch.fileio import INVALID_UTF8
 from emoji_batch.loading import AnyPredictor
 from emoji_batch.position import insert_emoji
-from emoji_batch.predict import top_k
+from emoji_batch.predictor import top_k
 from emoji_batch.scoring import Placer, PreparedChunk, prepare_chunk, python_texts
 
 TEXT = "text"

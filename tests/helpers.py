@@ -124,7 +124,7 @@ def train_capturing(args: list, texts: list[str] = PROBE_TEXTS) -> tuple[int, np
     (calibration included), so a test can hold the reloaded bundle to them."""
     from emoji_batch import train
     from emoji_batch.bundle import Bundle, model_weights
-    from emoji_batch.predict import Predictor
+    from emoji_batch.predictor import Predictor
 
     seen: list[np.ndarray] = []
     save = train.save_bundle

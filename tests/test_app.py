@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import emoji_batch.app as page
+import emoji_batch.demo_page as page
 from emoji_batch.bundle import DEFAULT_MODEL
 from emoji_batch.cli.app import MAX_UPLOAD_MB
 from emoji_batch.errors import InputError

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import emoji_batch.app as page
+import emoji_batch.demo_page as page
 from emoji_batch.errors import EXIT_TERMINATED
 from emoji_batch.loading import load_predictor
 from emoji_batch.position import load_position_model

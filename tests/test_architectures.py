@@ -10,7 +10,7 @@ import pytest
 
 from emoji_batch.architectures import ARCHITECTURES
 from emoji_batch.bundle import load_bundle
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from tests.helpers import PROBE_TEXTS, eager_functions, train_args, train_capturing
 
 # Architectures trained in Keras epochs; ngram_svm (a convex solve) has tests/test_train_linear.py.

@@ -13,7 +13,7 @@ from emoji_batch.bundle import load_bundle
 from emoji_batch.ensemble import EnsemblePredictor, Mix, load_ensemble
 from emoji_batch.ensemble_fit import fit_mix
 from emoji_batch.evaluation import macro_f1
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from tests.helpers import run_cli, train_args
 
 TEXTS = ["i love you mom", "merry christmas santa tree", "lol so funny", "zzz unknown"]
@@ -229,9 +229,10 @@ def test_macro_f1_matches_scikit_learn() -> None:
 def test_members_are_fitted_in_the_precision_score_runs_them_at(
     members: list[Path], tiny_data: dict[str, Path], tmp_path: Path, monkeypatch
 ) -> None:
-    from emoji_batch import predict
 
-    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    from emoji_batch import predictor
+
+    monkeypatch.setattr(predictor, "native_bf16", lambda: True)
     cnn = Path(shutil.copytree(members[0], tmp_path / "cnn"))
     manifest = json.loads((cnn / "manifest.json").read_text())
     check = {"precision": "bf16", "dataset": "Val.csv", "rows": 60, "fallback_margin": 0.0}

@@ -14,7 +14,7 @@ from emoji_batch.errors import ModelError
 from emoji_batch.families import FAMILIES, Family, get_family, register_family
 from emoji_batch.labels import Label
 from emoji_batch.loading import load_predictor
-from emoji_batch.predict import BATCH_HELP
+from emoji_batch.predictor import BATCH_HELP
 from emoji_batch.runtimes import NgramRuntime
 
 N_IDS = 50

@@ -13,7 +13,7 @@ from emoji_batch.bundle import Bundle, load_bundle, model_weights, read_manifest
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import ModelError
 from emoji_batch.ngram import NgramEncoder, _vectorizer
-from emoji_batch.predict import Predictor, pad_batch
+from emoji_batch.predictor import Predictor, pad_batch
 from emoji_batch.runtimes import NgramRuntime
 from tests.helpers import run_cli, train_args
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from emoji_batch import scoring
 from emoji_batch.bundle import load_bundle
 from emoji_batch.fileio import ChunkReader
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from emoji_batch.scoring import ERROR_COLUMN, score_file
 from tests.helpers import run_cli
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emoji_batch.bundle import load_bundle
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from emoji_batch.scoring import ERROR_COLUMN, score_file, score_table
 
 texts = st.one_of(

@@ -13,11 +13,11 @@ import pytest
 import tf_keras as keras
 from sklearn.linear_model import LogisticRegression
 
-from emoji_batch import bert_onnx, predict, quantize
+from emoji_batch import bert_onnx, predictor, quantize
 from emoji_batch.bundle import Bundle, load_bundle, save_bundle
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.errors import InputError, ModelError
-from emoji_batch.predict import Predictor, pad_batch, resolve_precision, top2_margin
+from emoji_batch.predictor import Predictor, pad_batch, resolve_precision, top2_margin
 from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args, write_labelled
 
 TEXTS = [text for text, _ in make_rows(400, 7)] + ["", "zzz unknown words only"]
@@ -310,7 +310,7 @@ def test_bf16_is_close_and_falls_back_to_fp32(bundle: Bundle) -> None:
 def test_auto_takes_the_fastest_checked_precision(
     bert_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    monkeypatch.setattr(predictor, "native_bf16", lambda: True)
     bundle = load_bundle(bert_bundle)
     assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"  # nothing checked
     with pytest.raises(InputError, match="no checked bf16"):
@@ -328,7 +328,7 @@ def test_auto_takes_the_fastest_checked_precision(
     bundle.manifest.precisions["int8"]["tweets_per_second"] = 90.0  # slower than fp32
     assert resolve_precision("auto", bundle, "/CPU:0") == "bf16"
     # Recorded speeds are the quantizing CPU's: where bf16 would be emulated, auto skips it.
-    monkeypatch.setattr(predict, "native_bf16", lambda: False)
+    monkeypatch.setattr(predictor, "native_bf16", lambda: False)
     assert resolve_precision("auto", bundle, "/CPU:0") == "fp32"
     assert resolve_precision("bf16", bundle, "/CPU:0") == "bf16"  # asked for: still allowed
 
@@ -602,9 +602,9 @@ def test_auto_keeps_a_numpy_ngram_model_in_fp32(monkeypatch: pytest.MonkeyPatch)
     fp32 however the model-only speeds were recorded; asked for, bf16 still runs."""
     from emoji_batch.bundle import shipped_models_dir
 
-    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    monkeypatch.setattr(predictor, "native_bf16", lambda: True)
     bundle = load_bundle(shipped_models_dir() / "ngram_svm")
-    assert predict.numpy_fp32(bundle)
+    assert predictor.numpy_fp32(bundle)
     bundle.manifest.precisions = {
         "bf16": {"tweets_per_second": 300.0, "fp32_tweets_per_second": 100.0},
     }

@@ -10,7 +10,7 @@ import pytest
 
 from emoji_batch.bundle import load_bundle, shipped_models_dir
 from emoji_batch.evaluate import evaluate_file
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from emoji_batch.quantize import recheck_precisions
 
 NAME = "fine_tuned_bert"

@@ -11,7 +11,7 @@ from emoji_batch.bundle import load_bundle
 from emoji_batch.evaluate import evaluate_file
 from emoji_batch.evaluation import expected_calibration_error
 from emoji_batch.ngram import NgramEncoder
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from emoji_batch.train_linear import features, fit_calibration, fit_label_biases, softmax
 from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args
 
@@ -39,7 +39,7 @@ def test_features_are_what_the_numpy_runtime_computes() -> None:
     x = features(encoder, idf, TEXTS, 2048)
     norms = [np.linalg.norm(x[i].toarray()[0, 1 : encoder.n_words + 1]) for i in range(3)]
     np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
-    from emoji_batch.predict import pad_batch
+    from emoji_batch.predictor import pad_batch
     from emoji_batch.runtimes import NgramRuntime
 
     runtime = NgramRuntime(table, idf, np.zeros(3, np.float32), encoder.n_words)

@@ -15,7 +15,7 @@ from emoji_batch.bundle import load_bundle
 from emoji_batch.checkpoints import TrainingCheckpoints
 from emoji_batch.dataset import read_labelled, read_labelled_files
 from emoji_batch.fileio import file_digest
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 from emoji_batch.train import WarmupLinearDecay, _loss
 from tests.helpers import make_rows, run_cli, train_args, write_labelled
 

@@ -27,7 +27,7 @@ from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
 from emoji_batch.ensemble import Ensemble, fit_mix, load_ensemble
 from emoji_batch.evaluation import macro_f1
-from emoji_batch.predict import Predictor
+from emoji_batch.predictor import Predictor
 
 DEV = Path("../shared/data/semeval2018-extra/Dev.csv")
 SEED = 13  # what training/train_ensemble.sh cross-fits with (the ensemble default)

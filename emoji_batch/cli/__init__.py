@@ -19,7 +19,7 @@ import typer
 from emoji_batch import logs
 from emoji_batch.cli import app as app_cmd
 from emoji_batch.cli import ensemble, evaluate, models, predict, quantize, score, train
-from emoji_batch.cli._options import DebugOption
+from emoji_batch.cli._shared_flags import DebugOption
 from emoji_batch.errors import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,

@@ -1,4 +1,4 @@
-"""``emoji-batch app``: the demo page (emoji_batch/app.py), served by Streamlit.
+"""``emoji-batch app``: the demo page (emoji_batch/demo_page.py), served by Streamlit.
 
 Streamlit runs in a child process, so this process keeps the CLI's signal handling: a
 Ctrl-C or SIGTERM stops the page and ends with the usual exit code. Streamlit is only
@@ -14,11 +14,11 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
-from emoji_batch.cli._options import ModelOption, ModelsDirOption
+from emoji_batch.cli._shared_flags import ModelOption, ModelsDirOption
 from emoji_batch.errors import InputError, ModelError, Stopped
 from emoji_batch.manifests import POSITION, manifest_kind
 
-PAGE = Path(__file__).resolve().parent.parent / "app.py"
+PAGE = Path(__file__).resolve().parent.parent / "demo_page.py"
 # The upload bound the server enforces and the page states: scoring big files is `score`'s job.
 MAX_UPLOAD_MB = 20
 # How long a stopped page may take to shut down before it is killed.

@@ -6,12 +6,12 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
-from emoji_batch.cli._options import (
+from emoji_batch.cli._shared_flags import (
     LabelColumnOption,
     ModelsDirOption,
     TextColumnOption,
 )
-from emoji_batch.predict import PrecisionChoice
+from emoji_batch.predictor import PrecisionChoice
 
 
 def ensemble_cli(

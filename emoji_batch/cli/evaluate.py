@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from emoji_batch.cli._options import (
+from emoji_batch.cli._shared_flags import (
     DebugOption,
     DeviceOption,
     LabelColumnOption,
@@ -14,7 +14,7 @@ from emoji_batch.cli._options import (
     TextColumnOption,
 )
 from emoji_batch.evaluate import evaluate_file
-from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
+from emoji_batch.predictor import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 
 
 def evaluate_cli(

@@ -11,7 +11,7 @@ from emoji_batch.bundle import (
     find_models,
     read_manifest,
 )
-from emoji_batch.cli._options import ModelsDirOption
+from emoji_batch.cli._shared_flags import ModelsDirOption
 from emoji_batch.ensemble import is_ensemble
 from emoji_batch.errors import ModelError
 from emoji_batch.manifests import MANIFEST, POSITION, manifest_kind, read_json_object

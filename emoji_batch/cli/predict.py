@@ -10,11 +10,11 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from emoji_batch.cli._options import DeviceOption, ModelOption, ModelsDirOption
+from emoji_batch.cli._shared_flags import DeviceOption, ModelOption, ModelsDirOption
 from emoji_batch.errors import EXIT_NOT_ALL_SCORED, EXIT_OK
 from emoji_batch.loading import load_predictor
 from emoji_batch.position import load_position_model
-from emoji_batch.predict import PRECISION_HELP, PrecisionChoice
+from emoji_batch.predictor import PRECISION_HELP, PrecisionChoice
 from emoji_batch.tweet import TweetPrediction, predict_tweets
 
 # Lines of stdin predicted at once: a pipe of many tweets streams out in steps this big;

@@ -6,13 +6,13 @@ from typing import Annotated
 import typer
 
 from emoji_batch.bundle import resolve_model
-from emoji_batch.cli._options import (
+from emoji_batch.cli._shared_flags import (
     LabelColumnOption,
     ModelsDirOption,
     TextColumnOption,
 )
 from emoji_batch.errors import InputError, QuantizationRejected
-from emoji_batch.predict import BATCH_HELP, REDUCED
+from emoji_batch.predictor import BATCH_HELP, REDUCED
 from emoji_batch.quantize import MAX_F1_CHANGE, quantize_bundle, recheck_precisions
 
 

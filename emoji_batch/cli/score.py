@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 import typer
 
 from emoji_batch import logs
-from emoji_batch.cli._options import (
+from emoji_batch.cli._shared_flags import (
     DebugOption,
     DeviceOption,
     ModelOption,
@@ -16,7 +16,7 @@ from emoji_batch.errors import FilesFailed, InputError
 from emoji_batch.fileio import FileFormat
 from emoji_batch.folders import is_folder, score_folder
 from emoji_batch.options import DEFAULT_CHUNK_ROWS, ScoreOptions
-from emoji_batch.predict import BATCH_HELP, PRECISION_HELP, PrecisionChoice
+from emoji_batch.predictor import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import score_file
 
 LogFormatOption = Annotated[

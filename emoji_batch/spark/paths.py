@@ -31,7 +31,7 @@ from emoji_batch.scoring import (
 )
 from emoji_batch.spark.frame import arrow_schema, check_names, checked_job, job_for, user_errors
 from emoji_batch.spark.session import ARROW_BATCH_ROWS, spark_session
-from emoji_batch.spark.worker import Files, inspect_file, score_batches, spark_table
+from emoji_batch.spark.worker import Files, Job, inspect_file, score_batches, spark_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -220,23 +220,11 @@ def score_path(
     )
     spark = spark_session(master, spark_logs)
     with _case_sensitive(spark):
-        if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
-            raise InputError(f"input file {input_uri} does not exist")
-        check_output_apart(spark, input_uri, output_uri)
-        if not force and _exists(spark, output_uri):
-            raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
+        _check_paths(spark, input_uri, output_uri, force)
         spark.conf.set(ARROW_BATCH_ROWS, str(options.chunk_rows))
         sc = spark.sparkContext
         counts = (sc.accumulator(0), sc.accumulator(0))
-        with user_errors():
-            if in_fmt == "parquet":
-                df = _read_parquet(spark, input_uri)
-                check_names(df.columns)
-                arrow_in = arrow_schema(spark, df)
-                files = None
-            else:
-                df, files = _read_files(spark, input_uri, in_fmt, options.chunk_rows)
-                arrow_in = files.schema
+        df, files, arrow_in = _read_input(spark, input_uri, in_fmt, options.chunk_rows)
         job, info = checked_job(spark, job_for(arrow_in.names, options), options.top_k)
         schema = output_schema(arrow_in, job.k, options.insert)
         check_writable(schema, out_fmt)
@@ -252,21 +240,7 @@ def score_path(
             input=input_uri,
             output=output_uri,
         )
-        from pyspark.sql.pandas.types import from_arrow_schema
-        from pyspark.sql.types import StringType, StructField, StructType
-
-        with user_errors():
-            if out_fmt == "parquet":
-                spark_schema = from_arrow_schema(spark_table(schema.empty_table()).schema)
-                scored = df.mapInArrow(partial(score_batches, job, counts), spark_schema)
-                scored.write.mode("overwrite" if force else "errorifexists").parquet(output_uri)
-            else:
-                job = replace(job, serialize=out_fmt)
-                text = StructType([StructField("value", StringType())])
-                scored = df.mapInArrow(partial(score_batches, job, counts), text)
-                writer = scored.write.mode("overwrite" if force else "errorifexists")
-                writer.text(output_uri)
-                _rename_parts(spark, output_uri, ".csv" if out_fmt == "csv" else ".jsonl")
+        _write_scored(spark, df, job, counts, out_fmt, output_uri, force)
         return SparkSummary(
             counts[0].value,
             counts[1].value,
@@ -276,6 +250,58 @@ def score_path(
             f"{info.device}, Spark {sc.master}",
             info.precision,
         )
+
+
+def _check_paths(spark: "SparkSession", input_uri: str, output_uri: str, force: bool) -> None:
+    """INPUT exists (a glob may match later), OUTPUT lies apart from it, and OUTPUT is new
+    unless ``force``."""
+    if not _GLOB.search(input_uri) and not _exists(spark, input_uri):
+        raise InputError(f"input file {input_uri} does not exist")
+    check_output_apart(spark, input_uri, output_uri)
+    if not force and _exists(spark, output_uri):
+        raise InputError(f"output {output_uri} exists; pass --force to overwrite it")
+
+
+def _read_input(
+    spark: "SparkSession", input_uri: str, in_fmt: FileFormat, chunk_rows: int
+) -> tuple["DataFrame", Files | None, pa.Schema]:
+    """The input DataFrame, the CSV/JSON lines file list (None for Parquet, which Spark
+    reads itself) and the input's Arrow schema."""
+    with user_errors():
+        if in_fmt == "parquet":
+            df = _read_parquet(spark, input_uri)
+            check_names(df.columns)
+            return df, None, arrow_schema(spark, df)
+        df, files = _read_files(spark, input_uri, in_fmt, chunk_rows)
+        return df, files, files.schema
+
+
+def _write_scored(
+    spark: "SparkSession",
+    df: "DataFrame",
+    job: Job,
+    counts: tuple[Any, Any],
+    out_fmt: FileFormat,
+    output_uri: str,
+    force: bool,
+) -> None:
+    """Score ``df`` in the tasks and let Spark commit OUTPUT: Parquet by Spark's writer,
+    CSV and JSON lines as the local writer's bytes, one text part per task."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    mode = "overwrite" if force else "errorifexists"
+    with user_errors():
+        if out_fmt == "parquet":
+            spark_schema = from_arrow_schema(spark_table(job.schema.empty_table()).schema)
+            scored = df.mapInArrow(partial(score_batches, job, counts), spark_schema)
+            scored.write.mode(mode).parquet(output_uri)
+        else:
+            job = replace(job, serialize=out_fmt)
+            text = StructType([StructField("value", StringType())])
+            scored = df.mapInArrow(partial(score_batches, job, counts), text)
+            scored.write.mode(mode).text(output_uri)
+            _rename_parts(spark, output_uri, ".csv" if out_fmt == "csv" else ".jsonl")
 
 
 _GLOB = re.compile(r"[*?\[{]")

@@ -26,7 +26,7 @@ from emoji_batch.fileio import (
 from emoji_batch.loading import AnyPredictor, load_predictor
 from emoji_batch.manifests import MANIFEST
 from emoji_batch.position import PositionModel, load_position_model
-from emoji_batch.predict import PrecisionChoice
+from emoji_batch.predictor import PrecisionChoice
 from emoji_batch.scoring import (
     ERROR_COLUMN,
     score_table,

@@ -1,7 +1,7 @@
 """The demo page behind ``emoji-batch app``: type a tweet, see its emoji; score a small file.
 
 A Streamlit script, run top to bottom on every interaction. ``emoji-batch app`` starts it
-with its settings after ``--`` (``streamlit run app.py -- --model X --models-dir D``) and
+with its settings after ``--`` (``streamlit run demo_page.py -- --model X --models-dir D``) and
 sets the upload bound (``server.maxUploadSize``). ``?text=...`` in the URL fills the tweet
 box, so a link can show a prediction. Importing the module only defines the functions.
 """
@@ -61,7 +61,7 @@ class Choice:
 
 def parse_settings(argv: list[str]) -> Settings:
     """The page's options; Streamlit passes what follows ``--`` as ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(prog="emoji_batch/app.py")
+    parser = argparse.ArgumentParser(prog="emoji_batch/demo_page.py")
     parser.add_argument("--model", default=None)
     parser.add_argument("--models-dir", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Options that several commands share, so that they read the same in every ``--help``."""
+"""Flags that several commands share, so that they read the same in every ``--help``
+(the options of a scoring run itself are `emoji_batch.options.ScoreOptions`)."""
 
 from pathlib import Path
 from typing import Annotated
