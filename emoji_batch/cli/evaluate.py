@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from emoji_batch.cli._shared_flags import (
-    DebugOption,
     DeviceOption,
     LabelColumnOption,
     ModelOption,
@@ -39,7 +38,6 @@ def evaluate_cli(
             help="Also store the summary in the bundle's manifest (metrics.evaluated.DATA).",
         ),
     ] = False,
-    debug: DebugOption = False,  # read by the CLI's main: tracebacks of errors
 ) -> None:
     """Evaluate a model on labelled data: accuracy, macro-F1, per-class scores."""
     report = evaluate_file(
