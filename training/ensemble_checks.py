@@ -25,7 +25,8 @@ from sklearn.linear_model import LogisticRegression
 from emoji_batch.calibration import cross_fitted, fit_biases, with_biases
 from emoji_batch.cleaning import clean_texts
 from emoji_batch.dataset import keep_labels, label_indices, read_labelled
-from emoji_batch.ensemble import Ensemble, fit_mix, load_ensemble
+from emoji_batch.ensemble import Ensemble, load_ensemble
+from emoji_batch.ensemble_fit import fit_mix
 from emoji_batch.evaluation import macro_f1
 from emoji_batch.predictor import Predictor
 
