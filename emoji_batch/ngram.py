@@ -128,12 +128,20 @@ class HashIndex:
 _PRIME_INVERSE = np.uint64(pow(int(_PRIME), -1, 2**64))
 
 
+_POWER_BLOCK = 4096
+
+
 def _powers(base: np.uint64, n: int) -> np.ndarray:
-    """``base**0 .. base**(n-1)`` modulo 2**64 (uint64 products wrap)."""
-    out = np.full(n, base, dtype=np.uint64)
-    if n:
-        out[0] = 1
-    return np.cumprod(out, dtype=np.uint64)
+    """``base**0 .. base**(n-1)`` modulo 2**64 (uint64 products wrap): the powers of one
+    block times each block's first power, one product per element, because a cumulative
+    product over all ``n`` (millions when a bundle loads) runs element by element."""
+    small = np.full(_POWER_BLOCK, base, dtype=np.uint64)
+    small[0] = 1
+    small = np.cumprod(small, dtype=np.uint64)
+    heads = np.full(max(-(-n // _POWER_BLOCK), 1), small[-1], dtype=np.uint64) * base
+    heads[0] = 1
+    heads = np.cumprod(heads, dtype=np.uint64)
+    return (heads[:, None] * small[None, :]).ravel()[:n]
 
 
 def _word_hashes(words: list[str]) -> np.ndarray:

@@ -207,3 +207,15 @@ def test_subset_keeps_the_chosen_features_in_order() -> None:
         whole = encoder.encode([text], 10_000)[0]
         kept = [int(np.flatnonzero(ids == i)[0]) for i in whole if i in ids and i]
         assert [i for i in got.tolist() if i] == kept, text
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 4097, 20_000])
+def test_powers_are_every_power_of_the_base(n: int) -> None:
+    from emoji_batch.ngram import _PRIME, _PRIME_INVERSE, _powers
+
+    for base in (_PRIME, _PRIME_INVERSE):
+        expected = np.ones(n, dtype=np.uint64)
+        if n > 1:
+            expected[1:] = base
+            expected = np.cumprod(expected, dtype=np.uint64)
+        np.testing.assert_array_equal(_powers(base, n), expected)
