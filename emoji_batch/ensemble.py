@@ -254,9 +254,24 @@ class EnsemblePredictor:
     def fallback_rows(self) -> int:
         return sum(m.fallback_rows for m in self.members)
 
+    @property
+    def directory(self) -> Path:
+        return self.bundle.directory
+
     def fingerprint(self) -> str:
         """Hash of the ensemble's manifest and every member's files."""
         return file_digest(*self.bundle.files())
+
+    def fitted_on(self) -> dict[str, str]:
+        """What its members were fitted on, and the file its mix was fitted on (with the
+        cross-fitted macro-F1 measured there): see :meth:`Predictor.fitted_on`."""
+        found = {k: v for member in self.members for k, v in member.fitted_on().items()}
+        manifest = self.bundle.manifest
+        data = manifest.get("evaluation", {}).get("data", {})
+        if "sha256" in data:
+            crossed = manifest.get("metrics", {}).get("macro_f1")
+            found[data["sha256"]] = f"mixed on; its cross-fitted macro-F1 there is {crossed}"
+        return found
 
     @property
     def cleaning_version(self) -> str:

@@ -11,6 +11,7 @@ from emoji_batch.device import DeviceChoice
 from emoji_batch.errors import InputError
 from emoji_batch.evaluation import EvalReport, evaluate_probs, write_report
 from emoji_batch.extras import require
+from emoji_batch.fileio import file_digest
 from emoji_batch.loading import load_predictor
 from emoji_batch.manifests import record_evaluation
 from emoji_batch.predictor import PrecisionChoice
@@ -45,18 +46,20 @@ def evaluate_file(
     if isinstance(source, RemoteFile):
         with fetched(source) as local:
             labelled = read_labelled(local, text_column, label_column)
+            digest = file_digest(local)
         labelled.source = source.uri
     else:
         labelled = read_labelled(source, text_column, label_column)
+        digest = file_digest(source)
     if not len(labelled):
         raise InputError(f"{source} has no labelled rows to evaluate on")
     predictor = load_predictor(model, models_dir, device, batch_size, precision)
-    log.info("evaluating %s (%s) on %s", predictor.bundle.name, predictor.precision, source)
-    ids = [label.id for label in predictor.bundle.labels]
+    log.info("evaluating %s (%s) on %s", predictor.name, predictor.precision, source)
+    ids = [label.id for label in predictor.labels]
     inside = keep_labels(labelled, ids)
     if len(inside) < len(labelled):
         if not len(inside):
-            check_labels(labelled, predictor.bundle.labels)  # raises: nothing to evaluate
+            check_labels(labelled, predictor.labels)  # raises: nothing to evaluate
         log.warning(
             "%d of %d rows have labels this model does not predict; evaluating the other %d",
             len(labelled) - len(inside),
@@ -65,10 +68,18 @@ def evaluate_file(
         )
         labelled = inside
     probs = predictor.predict_proba(labelled.texts)
-    report = evaluate_probs(labelled.labels, probs, predictor.bundle.labels, source.name)
+    report = evaluate_probs(labelled.labels, probs, predictor.labels, source.name)
+    how = predictor.fitted_on().get(digest)
+    if how is not None:
+        log.warning(
+            "%s is the data %s was %s: these figures are in-sample, not a measure on new tweets",
+            source.name,
+            predictor.name,
+            how,
+        )
     if report_dir is not None:
         write_report(report, report_dir)
     if record:
         summary = {**report.summary(), "precision": predictor.precision}
-        record_evaluation(predictor.bundle.directory, source.name, summary)
+        record_evaluation(predictor.directory, source.name, summary)
     return report

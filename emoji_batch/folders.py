@@ -273,7 +273,7 @@ def score_folder(
     predictor = load_predictor(
         options.model, options.models_dir, options.device, options.batch_size, options.precision
     )
-    summary = FolderSummary(str(outdir), predictor.bundle.name)
+    summary = FolderSummary(str(outdir), predictor.name)
     current = _settings(predictor, options)
     key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
     with output_lock(outdir.lock_path()):

@@ -45,6 +45,15 @@ class AnyPredictor(Protocol):
     def n_labels(self) -> int: ...
 
     @property
+    def directory(self) -> Path:
+        """The bundle's (or the ensemble's) directory."""
+        ...
+
+    def fitted_on(self) -> dict[str, str]:
+        """sha256 of each data file the model was fitted or calibrated on -> how."""
+        ...
+
+    @property
     def fallback_rows(self) -> int:
         """Reduced-precision rows recomputed in fp32 so far."""
         ...

@@ -11,6 +11,7 @@ TensorFlow (see :mod:`emoji_batch.families`).
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -226,9 +227,29 @@ class Predictor:
     def n_labels(self) -> int:
         return len(self.bundle.labels)
 
+    @property
+    def directory(self) -> Path:
+        return self.bundle.directory
+
     def fingerprint(self) -> str:
         """Hash of the files its predictions depend on (for ``--resume`` journals)."""
         return bundle_digest(self.bundle)
+
+    def fitted_on(self) -> dict[str, str]:
+        """sha256 of each data file the model was trained or calibrated on -> how, so
+        that ``evaluate`` can say when its figures are in-sample."""
+        manifest = self.bundle.manifest
+        training = manifest.training or {}
+        found = {d["sha256"]: "trained on" for d in training.get("data", []) if "sha256" in d}
+        val = training.get("val") or {}
+        if "sha256" in val and val["sha256"] not in found:
+            how = "calibrated on (its validation set)"
+            calibration = manifest.calibration or {}
+            crossed = (calibration.get("cross_fitted_macro_f1") or {}).get("with")
+            if calibration.get("label_biases") is not None and crossed is not None:
+                how += f"; its cross-fitted macro-F1 there is {crossed}"
+            found[val["sha256"]] = how
+        return found
 
     @property
     def cleaning_version(self) -> str:

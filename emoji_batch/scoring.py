@@ -206,7 +206,7 @@ def finish_chunk(
     with a ``placer``, also each row's text with its top emoji inserted where it goes."""
     table, ok = chunk.table, chunk.ok
     ids, values = top_k(predictor.predict_encoded(chunk.encoded), k)
-    emoji = np.array([label.emoji for label in predictor.bundle.labels], dtype=object)
+    emoji = np.array([label.emoji for label in predictor.labels], dtype=object)
     for i in range(k):
         col_emoji = np.full(len(ok), None, dtype=object)
         col_emoji[ok] = emoji[ids[:, i]]
@@ -382,8 +382,8 @@ def score_file(
         predictor = models.predictor
         logs.emit(
             "start",
-            f"model {predictor.bundle.name} ({predictor.precision}) on {predictor.device}",
-            model=predictor.bundle.name,
+            f"model {predictor.name} ({predictor.precision}) on {predictor.device}",
+            model=predictor.name,
             device=predictor.device,
             precision=predictor.precision,
             input=str(input_path),
@@ -423,7 +423,7 @@ def score_file(
         tally.errors,
         time.perf_counter() - started,
         target.name,
-        predictor.bundle.name,
+        predictor.name,
         predictor.device,
         predictor.precision,
         resumed,

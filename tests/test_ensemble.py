@@ -332,3 +332,18 @@ def test_members_must_share_one_cleaning_version(
     args += ["--output", tmp_path / "mixed", "--text-column", "TEXT", "--label-column", "Label"]
     assert run_cli(args) == 2
     assert "members must share one cleaning version" in capsys.readouterr().err
+
+
+def test_evaluate_on_the_mix_data_says_it_is_in_sample(
+    fitted: Path, tiny_data: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    from emoji_batch.evaluate import evaluate_file
+
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    evaluate_file(tiny_data["val"], model=str(fitted), text_column="TEXT", label_column="Label")
+    warned = [r.getMessage() for r in caplog.records if "in-sample" in r.getMessage()]
+    assert len(warned) == 1
+    assert (
+        f"mixed on; its cross-fitted macro-F1 there is {manifest['metrics']['macro_f1']}"
+        in (warned[0])
+    )

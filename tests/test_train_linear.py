@@ -13,7 +13,7 @@ from emoji_batch.evaluation import expected_calibration_error
 from emoji_batch.ngram import NgramEncoder
 from emoji_batch.predictor import Predictor
 from emoji_batch.train_linear import features, fit_calibration, fit_label_biases, softmax
-from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args
+from tests.helpers import make_rows, modules_loaded_by, run_cli, train_args, write_labelled
 
 TEXTS = ["i love you mom", "lol so funny", "merry christmas tree", "a b", ""]
 
@@ -137,3 +137,19 @@ def test_label_biases_are_kept_only_when_cross_fitting_says_so() -> None:
     assert offsets is None and scores == {"without": 100.0, "with": 100.0}
     offsets, scores = fit_label_biases(right[:2], y[:2], seed=0)
     assert offsets is None and set(scores) == {"without"}  # too few rows to cross-fit
+
+
+def test_evaluate_says_when_the_data_is_what_the_model_was_fitted_on(
+    svm: Path, tiny_data: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its validation set chose its calibration, its training data its weights: figures
+    on them are in-sample, and evaluate says so; on other data it says nothing."""
+    for data, how in ((tiny_data["val"], "calibrated on"), (tiny_data["train"], "trained on")):
+        caplog.clear()
+        evaluate_file(data, model=str(svm), text_column="TEXT", label_column="Label")
+        warned = [r.getMessage() for r in caplog.records if "in-sample" in r.getMessage()]
+        assert len(warned) == 1 and how in warned[0] and data.name in warned[0]
+    caplog.clear()
+    other = write_labelled(tmp_path / "Other.csv", make_rows(60, 7))
+    evaluate_file(other, model=str(svm), text_column="TEXT", label_column="Label")
+    assert not [r for r in caplog.records if "in-sample" in r.getMessage()]
