@@ -14,7 +14,7 @@ from emoji_batch.cli._shared_flags import (
 )
 from emoji_batch.errors import FilesFailed, InputError
 from emoji_batch.fileio import FileFormat
-from emoji_batch.folders import is_folder, score_folder
+from emoji_batch.folders import FolderSummary, is_folder, score_folder
 from emoji_batch.options import DEFAULT_CHUNK_ROWS, ScoreOptions
 from emoji_batch.predictor import BATCH_HELP, PRECISION_HELP, PrecisionChoice
 from emoji_batch.scoring import score_file
@@ -123,27 +123,14 @@ def score_cli(
     else:
         if spark_master is not None:
             raise InputError("--spark-master needs --engine spark")
-        if is_folder(input_path):
-            if output is None:
-                raise InputError(
-                    f"input {input_path} is a directory, glob or URI prefix: to score every "
-                    "file in it, name OUTDIR with -o"
-                )
-            folder = score_folder(
-                input_path,
-                output,
-                options,
-                force=force,
-                resume=resume,
-                progress=False if quiet else None,
+        folder = is_folder(input_path)
+        if folder and output is None:
+            raise InputError(
+                f"input {input_path} is a directory, glob or URI prefix: to score every "
+                "file in it, name OUTDIR with -o"
             )
-            logs.emit("summary", folder.line(), **folder.fields())
-            if folder.failed:
-                total = len(folder.failed) + len(folder.scored) + len(folder.unchanged)
-                names = ", ".join(folder.failed)
-                raise FilesFailed(f"{len(folder.failed)} of {total} files failed: {names}")
-            return
-        summary = score_file(
+        run = score_folder if folder else score_file
+        summary = run(
             input_path,
             output,
             options,
@@ -152,3 +139,7 @@ def score_cli(
             progress=False if quiet else None,
         )
     logs.emit("summary", summary.line(), **summary.fields())
+    if isinstance(summary, FolderSummary) and summary.failed:
+        total = len(summary.failed) + len(summary.scored) + len(summary.unchanged)
+        names = ", ".join(summary.failed)
+        raise FilesFailed(f"{len(summary.failed)} of {total} files failed: {names}")
